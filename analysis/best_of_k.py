@@ -1,0 +1,227 @@
+"""Best-of-k: what a tuning budget of k trials buys, estimated from one study.
+
+Given a study's N trial scores (lower is better), draw k trials with
+replacement and keep the best. Two estimates of that random variable:
+
+* exact (Dodge et al. 2019, "Show Your Work"): sort the scores descending,
+  w_1 >= ... >= w_N; the best of k draws is w_j with probability
+  (j/N)^k - ((j-1)/N)^k, so E[best of k] = sum_j w_j ((j/N)^k - ((j-1)/N)^k)
+  (the same sum as Dodge's expected maximum over ascending scores, mirrored).
+  Its quantiles are exact too: P(best <= v_(i)) = 1 - ((N-i)/N)^k over
+  ascending v_(1..N).
+* bootstrap: `n_boot` replicates of k draws with replacement (numpy
+  Generator). One sequence of draws per replicate is reused for every k (the
+  running minimum), so each k is a correct marginal but neighbouring k share
+  draws.
+
+Both also give the test score of the selected trial (best validation among the
+k draws), which is what a tuning protocol reports (Choi et al. 2019).
+
+Divergence. By default a diverged trial scores +inf: it spends one of the k
+trials and yields nothing, so a protocol that often diverges honestly pays for
+it. Then E[best of k] is +inf for every k (all k draws diverge with positive
+probability); medians and percentile bands stay informative. `diverged=
+'exclude'` drops diverged trials (the budget then counts only stable trials);
+a number scores them with that value (e.g. chance-level error). Failed trials
+(infrastructure errors) are always excluded; a non-diverged trial with a NaN
+score (no finite evaluation, goal never reached) scores +inf.
+
+Ties in validation score are broken by trial order (trial_index, trial_id), the
+same rule in both estimates.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def _ks(n: int, ks: Sequence[int] | None) -> np.ndarray:
+  ks = np.arange(1, n + 1) if ks is None else np.asarray(list(ks), dtype=int)
+  if len(ks) and ks.min() < 1:
+    raise ValueError("k must be >= 1")
+  return ks
+
+
+def _prepare(values, test) -> tuple[np.ndarray, np.ndarray]:
+  """Values and tests sorted ascending by value (stable: input order breaks ties)."""
+  v = np.asarray(values, dtype=float)
+  v = np.where(np.isnan(v), np.inf, v)
+  t = np.full(len(v), np.nan) if test is None else np.asarray(test, dtype=float)
+  if len(t) != len(v):
+    raise ValueError("test must have one entry per value")
+  order = np.argsort(v, kind="stable")
+  return v[order], t[order]
+
+
+def selection_probabilities(n: int, k: int) -> np.ndarray:
+  """P(the best of k draws with replacement is the i-th smallest of n), i = 1..n."""
+  i = np.arange(1, n + 1, dtype=float)
+  return ((n - i + 1) / n) ** k - ((n - i) / n) ** k
+
+
+def _weighted_mean(x: np.ndarray, p: np.ndarray) -> float:
+  live = p > 0
+  with np.errstate(invalid="ignore", over="ignore"):
+    return float(np.sum(x[live] * p[live]))
+
+
+def _weighted_quantile(x: np.ndarray, p: np.ndarray, q: float) -> float:
+  """Inverted-CDF quantile of a discrete distribution (x with weights p)."""
+  keep = ~np.isnan(x) & (p > 0)
+  if not keep.any():
+    return np.nan
+  x, p = x[keep], p[keep]
+  order = np.argsort(x, kind="stable")
+  cdf = np.cumsum(p[order]) / p.sum()
+  return float(x[order][min(np.searchsorted(cdf, q - 1e-12), len(x) - 1)])
+
+
+def expected_best_of_k(values: Sequence[float], k: int) -> float:
+  """E[min of k draws with replacement] in closed form (Dodge et al., mirrored)."""
+  v, _ = _prepare(values, None)
+  if len(v) == 0:
+    return np.nan
+  return _weighted_mean(v, selection_probabilities(len(v), k))
+
+
+def best_of_k_exact(values: Sequence[float], ks: Sequence[int] | None = None, *,
+                    test: Sequence[float] | None = None, ci: float = 0.9) -> pd.DataFrame:
+  """Exact distribution summary of best-of-k: mean, median, ci band; same for test.
+
+  Columns: k, mean, median, lo, hi, p_inf (chance that the best is +inf),
+  test_mean, test_median, test_lo, test_hi.
+  """
+  v, t = _prepare(values, test)
+  n = len(v)
+  a = (1.0 - ci) / 2.0
+  rows = []
+  for k in _ks(n, ks):
+    if n == 0:
+      rows.append({"k": int(k)})
+      continue
+    p = selection_probabilities(n, int(k))
+    rows.append({"k": int(k), "mean": _weighted_mean(v, p),
+                 "median": _weighted_quantile(v, p, 0.5), "lo": _weighted_quantile(v, p, a),
+                 "hi": _weighted_quantile(v, p, 1 - a), "p_inf": float(p[np.isinf(v)].sum()),
+                 "test_mean": _weighted_mean(t, p) if not np.isnan(t[p > 0]).any() else np.nan,
+                 "test_median": _weighted_quantile(t, p, 0.5),
+                 "test_lo": _weighted_quantile(t, p, a),
+                 "test_hi": _weighted_quantile(t, p, 1 - a)})
+  return pd.DataFrame(rows, columns=["k", "mean", "median", "lo", "hi", "p_inf", "test_mean",
+                                     "test_median", "test_lo", "test_hi"])
+
+
+def best_of_k_bootstrap(values: Sequence[float], ks: Sequence[int] | None = None, *,
+                        test: Sequence[float] | None = None, n_boot: int = 2000, seed: int = 0,
+                        ci: float = 0.9) -> pd.DataFrame:
+  """Bootstrap distribution of best-of-k (and of the selected trial's test score).
+
+  Columns: k, mean, std, se (std / sqrt(n_boot), the Monte-Carlo error of the
+  mean), median, lo, hi, p_inf, test_mean, test_median, test_lo, test_hi.
+  """
+  v, t = _prepare(values, test)
+  n = len(v)
+  ks = _ks(n, ks)
+  cols = ["k", "mean", "std", "se", "median", "lo", "hi", "p_inf", "test_mean", "test_median",
+          "test_lo", "test_hi"]
+  if n == 0 or len(ks) == 0:
+    return pd.DataFrame({"k": ks}, columns=cols)
+  rng = np.random.default_rng(seed)
+  draws = rng.integers(0, n, size=(n_boot, int(ks.max())))
+  best_rank = np.minimum.accumulate(draws, axis=1)  # ranks index the sorted values
+  a = (1.0 - ci) / 2.0
+  rows = []
+  for k in ks:
+    r = best_rank[:, k - 1]
+    b, bt = v[r], t[r]
+    with np.errstate(invalid="ignore"):
+      std = float(np.std(b, ddof=1)) if n_boot > 1 else np.nan
+    q = np.quantile(b, [a, 0.5, 1 - a], method="inverted_cdf")
+    tq = (np.nanquantile(bt, [a, 0.5, 1 - a], method="inverted_cdf")
+          if (~np.isnan(bt)).any() else [np.nan] * 3)
+    rows.append({"k": int(k), "mean": float(np.mean(b)), "std": std,
+                 "se": std / np.sqrt(n_boot), "median": q[1], "lo": q[0], "hi": q[2],
+                 "p_inf": float(np.isinf(b).mean()), "test_mean": float(np.mean(bt)),
+                 "test_median": tq[1], "test_lo": tq[0], "test_hi": tq[2]})
+  return pd.DataFrame(rows, columns=cols)
+
+
+def trial_scores(trials: pd.DataFrame, *, score: str | None = None, test: str | None = None,
+                 diverged: str | float = "inf") -> pd.DataFrame:
+  """Per-trial (score, test) under the divergence policy, in tie-break order.
+
+  `score` defaults to best/val/<goal metric> (retrospective checkpoint
+  selection) and `test` to best/test/<goal metric>; any trials column may be
+  named (e.g. 'goal_step' for a steps-to-goal objective). Columns: trial_id,
+  status, value, test.
+  """
+  if not (diverged in ("inf", "exclude") or isinstance(diverged, (int, float))):
+    raise ValueError(f"diverged must be 'inf', 'exclude' or a number, got {diverged!r}")
+  t = trials[trials["status"] != "failed"]
+  t = t.assign(_ti=pd.to_numeric(t["trial_index"], errors="coerce")).sort_values(
+      ["_ti", "trial_id"], kind="stable", na_position="last")
+  value = _column(t, score, "val")
+  tst = _column(t, test, "test", required=False)
+  div = (t["status"] == "diverged").to_numpy()
+  value = np.where(np.isnan(value), np.inf, value)
+  if diverged == "inf":
+    value[div], tst[div] = np.inf, np.inf
+  elif diverged != "exclude":
+    value[div], tst[div] = float(diverged), float(diverged)
+  out = pd.DataFrame({"trial_id": t["trial_id"].to_numpy(), "status": t["status"].to_numpy(),
+                      "value": value, "test": tst})
+  if diverged == "exclude":
+    out = out[~div].reset_index(drop=True)
+  return out
+
+
+def _column(t: pd.DataFrame, name: str | None, split: str, required: bool = True) -> np.ndarray:
+  if name is not None:
+    if name not in t.columns:
+      if required:
+        raise KeyError(f"no column {name!r} in trials")
+      return np.full(len(t), np.nan)
+    return np.array(pd.to_numeric(t[name], errors="coerce"), dtype=float)
+  out = np.full(len(t), np.nan)
+  metric = t["goal_metric"].to_numpy()
+  for m in pd.unique(t["goal_metric"].dropna()):
+    col = f"best/{split}/{m}"
+    if col in t.columns:
+      mask = metric == m
+      out[mask] = pd.to_numeric(t.loc[mask, col], errors="coerce").to_numpy(dtype=float)
+  return out
+
+
+def best_of_k(trials: pd.DataFrame, *, by: str | Sequence[str] = "study_id",
+              score: str | None = None, test: str | None = None,
+              diverged: str | float = "inf", ks: Sequence[int] | None = None,
+              n_boot: int = 2000, seed: int = 0, ci: float = 0.9) -> pd.DataFrame:
+  """Best-of-k curves per study (or any grouping): bootstrap plus exact columns.
+
+  One row per group and k (default 1..N of that group): the bootstrap columns
+  of best_of_k_bootstrap, n_trials, n_diverged, and exact_mean, exact_median,
+  exact_lo, exact_hi, exact_test_mean from best_of_k_exact.
+  """
+  keys = [by] if isinstance(by, str) else list(by)
+  frames = []
+  for i, (key, g) in enumerate(trials.groupby(keys, sort=True, dropna=False)):
+    key = key if isinstance(key, tuple) else (key,)
+    s = trial_scores(g, score=score, test=test, diverged=diverged)
+    boot = best_of_k_bootstrap(s["value"], ks, test=s["test"], n_boot=n_boot, seed=seed + i,
+                               ci=ci)
+    exact = best_of_k_exact(s["value"], ks, test=s["test"], ci=ci)
+    boot["exact_mean"] = exact["mean"].to_numpy()
+    boot["exact_median"] = exact["median"].to_numpy()
+    boot["exact_lo"] = exact["lo"].to_numpy()
+    boot["exact_hi"] = exact["hi"].to_numpy()
+    boot["exact_test_mean"] = exact["test_mean"].to_numpy()
+    boot.insert(1, "n_trials", len(s))
+    boot.insert(2, "n_diverged", int((s["status"] == "diverged").sum()))
+    for k, v in reversed(list(zip(keys, key))):
+      boot.insert(0, k, v)
+    frames.append(boot)
+  if not frames:
+    return pd.DataFrame(columns=keys + ["k", "n_trials", "n_diverged"])
+  return pd.concat(frames, ignore_index=True)

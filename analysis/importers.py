@@ -1,0 +1,373 @@
+"""Published training logs, read into the harness's trials/curves tables.
+
+* deepobs: the DeepOBS baselines (Schneider et al. 2019), one CSV row per
+  epoch. DeepOBS 1.1 had no validation split: curves carry train/ and test/
+  metrics only, `step` is the epoch, and best/ columns (selection by
+  validation) are empty. Accuracies become errors (1 - accuracy).
+* batch_science: Shallue et al.'s released data,
+  `dataset/model/optimizer/batch_size/{study.json, trial_id/metadata.json,
+  trial_id/measurements.csv}`. Metric names are kept (val/classification_error,
+  val/cross_entropy_error, ...). COMPLETE -> ok, INFEASIBLE -> diverged,
+  INCOMPLETE -> failed, so steps_to_result reproduces their rule by default.
+* algoperf: AlgoPerf trial logs `.../<workload>_<framework>/trial_N/
+  eval_measurements.csv`. validation/ -> val/; higher-is-better metrics become
+  lower-is-better (accuracy -> error = 1 - accuracy, others -> neg_<m> = -m);
+  wall_time is accumulated_submission_time (the time AlgoPerf scores). AlgoPerf
+  counts a target as reached at equality: use strict=False with its goals.
+
+Each returns analysis.load.Results; files that cannot be read are reported in
+`problems` and skipped.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from analysis import schema
+from analysis.load import Results
+from analysis.profiles import performance_profile  # noqa: F401  (AlgoPerf scoring lives there)
+from analysis.steps_to_result import goal_times
+
+log = logging.getLogger(__name__)
+
+DEEPOBS_CSV = "/work/shared/reference/deepobs_baselines_runs.csv.gz"
+_DEEPOBS_COLUMNS = ("testproblem", "optimizer", "learning_rate", "batch_size", "num_epochs",
+                    "random_seed", "epoch", "train_loss", "test_loss", "train_accuracy",
+                    "test_accuracy")
+_DEEPOBS_HPARAMS = ("learning_rate", "momentum", "beta1", "beta2", "epsilon")
+
+
+def _results(trials: pd.DataFrame, curves: pd.DataFrame, problems: list[str]) -> Results:
+  trials = schema.conform_trials(trials)
+  curves = schema.conform_curves(curves) if not curves.empty else schema.empty_curves()
+  summary = schema.summarize_curves(curves, trials.set_index("trial_id")["goal_metric"])
+  trials = trials.drop(columns=[c for c in summary.columns if c in trials.columns])
+  trials = schema.conform_trials(trials.join(summary, on="trial_id"))
+  return Results(trials, curves, problems)
+
+
+def _reporter(problems: list[str]):
+  def report(path: str, why: str) -> None:
+    problems.append(f"{path}: {why}")
+    log.warning("skipped %s: %s", path, why)
+  return report
+
+
+# --------------------------------------------------------------------- DeepOBS
+
+def deepobs(path: str | os.PathLike = DEEPOBS_CSV) -> Results:
+  """The DeepOBS baseline runs as trials (one per run) and per-epoch curves."""
+  raw = pd.read_csv(path)
+  missing = [c for c in _DEEPOBS_COLUMNS if c not in raw.columns]
+  if missing:
+    raise ValueError(f"{os.fspath(path)}: not a DeepOBS runs table (missing {', '.join(missing)})")
+  run_keys = ["testproblem", "optimizer", "learning_rate", "random_seed"]
+  raw = raw.sort_values(run_keys + ["epoch"], kind="stable").reset_index(drop=True)
+  opt = raw["optimizer"].map(schema.canonical_optimizer)
+  raw["trial_id"] = ("deepobs/" + raw["testproblem"] + "/" + opt + "/lr="
+                     + raw["learning_rate"].map(lambda x: f"{x:.6g}") + "/seed="
+                     + raw["random_seed"].astype(str))
+  raw["study_id"] = "deepobs/" + raw["testproblem"] + "/" + opt
+  curves = pd.DataFrame({
+      "trial_id": raw["trial_id"], "study_id": raw["study_id"],
+      "step": raw["epoch"].astype(float), "wall_time": np.nan,
+      "train/loss": raw["train_loss"], "test/loss": raw["test_loss"],
+      "train/error": 1.0 - raw["train_accuracy"], "test/error": 1.0 - raw["test_accuracy"],
+      "epoch": raw["epoch"]})
+  bad = ~np.isfinite(raw[["train_loss", "test_loss"]].to_numpy(dtype=float)).all(axis=1)
+  first_bad = raw.loc[bad].groupby("trial_id")["epoch"].min()
+  has_acc = raw.groupby("testproblem")["test_accuracy"].transform(lambda s: s.notna().any())
+  runs = raw.assign(_has_acc=has_acc).groupby("trial_id", sort=False).first()
+  trials = pd.DataFrame({
+      "trial_id": runs.index, "study_id": runs["study_id"].to_numpy(),
+      "experiment": "deepobs_baselines", "protocol_name": "deepobs_baselines",
+      "workload": runs["testproblem"].to_numpy(),
+      "optimizer": runs["optimizer"].map(schema.canonical_optimizer).to_numpy(),
+      "batch_size": runs["batch_size"].to_numpy(), "seed": runs["random_seed"].to_numpy(),
+      "train_steps": runs["num_epochs"].to_numpy(), "eval_every": 1.0,
+      "goal_metric": np.where(runs["_has_acc"].to_numpy(), "error", "loss"),
+      "source": "deepobs", "path": os.fspath(path),
+      "num_epochs": runs["num_epochs"].to_numpy(),
+      "optimizer_raw": runs["optimizer"].to_numpy()})
+  trials["diverged_step"] = trials["trial_id"].map(first_bad).to_numpy(dtype=float)
+  diverged = trials["diverged_step"].notna()
+  trials["status"] = np.where(diverged, "diverged", "ok")
+  trials["status_reason"] = np.where(diverged, "non-finite loss", "")
+  for hp in _DEEPOBS_HPARAMS:
+    if hp in runs.columns:
+      trials[f"hp/{hp}"] = runs[hp].to_numpy(dtype=float)
+  trials["sci/batch_size"] = trials["batch_size"]
+  trials = trials.sort_values(["study_id", "seed", "hp/learning_rate"], kind="stable")
+  trials["trial_index"] = trials.groupby("study_id").cumcount()
+  return _results(trials, curves, [])
+
+
+def deepobs_baseline_table(runs: Results | None = None, *, path: str | os.PathLike = DEEPOBS_CSV,
+                           grid_seed: int = 42, ddof: int = 1) -> pd.DataFrame:
+  """DeepOBS baselines: best learning rate on the seed grid, then its seed spread.
+
+  For each test problem and optimizer, the learning rate with the best final
+  test metric (accuracy where the problem has one, else loss; diverged runs
+  never win) over the `grid_seed` grid; then mean and std (ddof) over all
+  seeds run at that learning rate (DeepOBS: 42..51). Selection on test data is
+  DeepOBS 1.1's own protocol (it had no validation split).
+  """
+  trials = (runs if runs is not None else deepobs(path)).trials
+  rows = []
+  for (problem, opt), g in trials.groupby(["workload", "optimizer"], sort=True):
+    acc = g["final/test/error"].notna().any()
+    metric = "test_accuracy" if acc else "test_loss"
+    value = (1.0 - g["final/test/error"]) if acc else g["final/test/loss"]
+    value = value.where(np.isfinite(value.to_numpy(dtype=float)))
+    grid = value[g["seed"] == grid_seed].dropna()
+    if grid.empty:
+      continue
+    best_idx = grid.idxmax() if acc else grid.idxmin()
+    lr = float(g.loc[best_idx, "hp/learning_rate"])
+    same = np.isclose(g["hp/learning_rate"].to_numpy(dtype=float), lr, rtol=1e-6, atol=0.0)
+    seeds = value[same]
+    finite = seeds.dropna()
+    rows.append({"testproblem": problem, "optimizer": opt, "metric": metric, "best_lr": lr,
+                 "grid_value": float(grid.loc[best_idx]), "n_seeds": int(same.sum()),
+                 "n_finite": len(finite), "mean": float(finite.mean()),
+                 "std": float(finite.std(ddof=ddof)) if len(finite) > ddof else np.nan,
+                 "seeds": sorted(int(s) for s in g.loc[same, "seed"])})
+  return pd.DataFrame(rows)
+
+
+def deepobs_baseline_markdown(table: pd.DataFrame | None = None) -> str:
+  """The baseline table as Markdown: one row per test problem, one column per optimizer."""
+  table = deepobs_baseline_table() if table is None else table
+  opts = [o for o in ("sgd", "momentum", "adam") if o in set(table["optimizer"])]
+  opts += sorted(set(table["optimizer"]) - set(opts))
+  lines = ["| test problem | metric | " + " | ".join(opts) + " |",
+           "|---|---|" + "---|" * len(opts)]
+  for problem, g in table.groupby("testproblem", sort=True):
+    g = g.set_index("optimizer")
+    cells = []
+    for o in opts:
+      if o not in g.index:
+        cells.append("")
+        continue
+      r = g.loc[o]
+      cells.append(f"{r['mean']:.4g} ± {r['std']:.2g} (lr {r['best_lr']:.3g}, n={r['n_finite']})")
+    metric = g["metric"].iloc[0].replace("test_", "test ")
+    lines.append(f"| {problem} | {metric} | " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------- batch_science
+
+_BS_STATUS = {"COMPLETE": "ok", "INFEASIBLE": "diverged", "INCOMPLETE": "failed"}
+# Goals of Shallue et al. (2018) as (dataset, model prefix) -> (metric, threshold).
+BATCH_SCIENCE_GOALS: dict[tuple[str, str], tuple[str, float]] = {
+    ("mnist", "simple_cnn"): ("classification_error", 0.01),
+    ("fashion_mnist", "simple_cnn"): ("classification_error", 0.10),
+    ("cifar_10", "resnet_8"): ("classification_error", 0.30),
+    ("imagenet", "resnet_50"): ("classification_error", 0.25),
+    ("lm1b", "transformer"): ("cross_entropy_error", 3.9),
+}
+
+
+def _bs_goal(workload: str, dataset: str, model: str,
+             goals: Mapping[str, tuple[str, float]] | None) -> tuple[str | None, float]:
+  if goals:
+    for key in (workload, dataset):
+      if key in goals:
+        m, t = goals[key]
+        return m, float(t)
+  for (d, prefix), (m, t) in BATCH_SCIENCE_GOALS.items():
+    if dataset == d and model.startswith(prefix):
+      return m, t
+  return None, math.nan
+
+
+def batch_science(root: str | os.PathLike, *,
+                  goals: Mapping[str, tuple[str, float]] | None = None) -> Results:
+  """Shallue et al.'s released studies under `root` as trials and curves.
+
+  workload = the path from `root` down to the model ('cifar_10/resnet_8',
+  'mnist_subsets/.../simple_cnn'); study_id = that path plus optimizer and
+  batch size. Goals come from `goals` (keyed by workload or dataset, value
+  (metric, threshold)) or else from the paper's goals where known; steps
+  counts come from measurements.csv as they are (eval spacing may vary).
+  """
+  root = os.fspath(root)
+  problems: list[str] = []
+  report = _reporter(problems)
+  trial_rows, curve_frames = [], []
+  for d, dirs, files in sorted(os.walk(root)):
+    dirs.sort()
+    if "study.json" not in files:
+      continue
+    study_path = os.path.join(d, "study.json")
+    try:
+      with open(study_path, encoding="utf-8") as f:
+        study = json.load(f)
+      batch_size = float(study["batch_size"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+      report(study_path, f"unreadable study ({type(e).__name__})")
+      dirs[:] = []
+      continue
+    rel = os.path.relpath(d, root).replace(os.sep, "/")
+    parts = rel.split("/")
+    workload = "/".join(parts[:-2]) if len(parts) >= 3 else str(study.get("dataset"))
+    dataset = str(study.get("dataset", parts[-4] if len(parts) >= 4 else ""))
+    model = str(study.get("model", parts[-3] if len(parts) >= 3 else ""))
+    metric, threshold = _bs_goal(workload, dataset, model, goals)
+    if metric is None:
+      report(d, "no known goal for this workload; pass goals= (goal left empty)")
+    for trial in sorted(dirs, key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s)):
+      tdir = os.path.join(d, trial)
+      try:
+        with open(os.path.join(tdir, "metadata.json"), encoding="utf-8") as f:
+          meta = json.load(f)
+        status = _BS_STATUS[meta["status"]]
+        curve = pd.read_csv(os.path.join(tdir, "measurements.csv"))
+        if "step" not in curve.columns:
+          raise ValueError("no step column")
+      except (OSError, ValueError, KeyError, TypeError) as e:
+        report(tdir, f"unreadable trial ({type(e).__name__}: {str(e)[:60]})")
+        continue
+      trial_id = f"{rel}/{trial}"
+      row = {"trial_id": trial_id, "study_id": rel, "experiment": "batch_science",
+             "protocol_name": "batch_science", "workload": workload,
+             "optimizer": schema.canonical_optimizer(study.get("optimizer", parts[-2])),
+             "batch_size": batch_size, "trial_index": meta.get("trial_id", trial),
+             "status": status, "status_reason": "" if status == "ok" else meta["status"],
+             "goal_metric": metric, "goal_threshold": threshold,
+             "train_steps": meta.get("steps"), "source": "batch_science", "path": tdir,
+             "sci/batch_size": batch_size}
+      for k, v in (meta.get("parameters") or {}).items():
+        row[f"hp/{k}"] = v
+      trial_rows.append(row)
+      curve.insert(0, "study_id", rel)
+      curve.insert(0, "trial_id", trial_id)
+      curve_frames.append(curve)
+    dirs[:] = []  # trial folders are not walked further
+  trials = pd.DataFrame(trial_rows)
+  curves = pd.concat(curve_frames, ignore_index=True) if curve_frames else pd.DataFrame()
+  results = _results(trials, curves, problems)
+  if not results.trials.empty:
+    goal = goal_times(results.trials, results.curves)
+    results.trials["goal_step"] = results.trials["trial_id"].map(goal).to_numpy(dtype=float)
+  return results
+
+
+# -------------------------------------------------------------------- AlgoPerf
+
+_ALGOPERF_MAXIMIZED = ("accuracy", "mean_average_precision", "ssim", "bleu")
+_SPLIT = {"train": "train", "validation": "val", "test": "test"}
+_FRAMEWORK = re.compile(r"^(.*)_(jax|pytorch)$")
+_TRIAL = re.compile(r"^trial_(\d+)$")
+_STUDY = re.compile(r"^study_(\d+)$")
+
+
+def _algoperf_metric(metric: str) -> tuple[str, Any]:
+  """Native metric name -> (lower-is-better name, value transform)."""
+  if metric == "accuracy":
+    return "error", lambda x: 1.0 - x
+  if metric in _ALGOPERF_MAXIMIZED:
+    return f"neg_{metric}", lambda x: -x
+  return metric, lambda x: x
+
+
+def algoperf(path: str | os.PathLike, *,
+             targets: Mapping[str, tuple[str, float]] | None = None) -> Results:
+  """AlgoPerf trial logs under `path` as trials and curves.
+
+  Layout `[<submission>/][study_<n>/]<workload>_<framework>/trial_<n>/
+  eval_measurements.csv` (optional `hparams.json` beside it becomes hp/).
+  `targets` maps a workload name (framework suffix dropped) to its validation
+  target in AlgoPerf's own terms, e.g. {'mnist': ('accuracy', 0.97)}; it is
+  stored converted ('error', 0.03) and goal_step / goal_time are computed with
+  AlgoPerf's non-strict rule. Extra columns: submission, study, framework,
+  goal_time (accumulated_submission_time at the target).
+  """
+  root = os.fspath(path)
+  problems: list[str] = []
+  report = _reporter(problems)
+  trial_rows, curve_frames = [], []
+  for d, dirs, files in sorted(os.walk(root)):
+    dirs.sort()
+    if "eval_measurements.csv" not in files:
+      continue
+    csv = os.path.join(d, "eval_measurements.csv")
+    rel = os.path.relpath(d, root).replace(os.sep, "/")
+    parts = [] if rel == "." else rel.split("/")
+    trial = parts[-1] if parts else os.path.basename(root)
+    wl_dir = parts[-2] if len(parts) >= 2 else "unknown"
+    m = _FRAMEWORK.match(wl_dir)
+    workload, framework = (m.group(1), m.group(2)) if m else (wl_dir, None)
+    rest = parts[:-2]
+    study = rest[-1] if rest and _STUDY.match(rest[-1]) else "study_0"
+    if rest and _STUDY.match(rest[-1]):
+      rest = rest[:-1]
+    submission = "/".join(rest) if rest else os.path.basename(os.path.abspath(root))
+    try:
+      raw = pd.read_csv(csv)
+      if "global_step" not in raw.columns:
+        raise ValueError("no global_step column")
+    except (OSError, ValueError, pd.errors.ParserError) as e:
+      report(csv, f"unreadable eval log ({type(e).__name__}: {str(e)[:60]})")
+      continue
+    curve = pd.DataFrame({"step": pd.to_numeric(raw["global_step"], errors="coerce")})
+    curve["wall_time"] = (pd.to_numeric(raw["accumulated_submission_time"], errors="coerce")
+                          if "accumulated_submission_time" in raw.columns else np.nan)
+    for col in raw.columns:
+      split, sep, metric = col.partition("/")
+      if not sep or split not in _SPLIT or metric == "num_examples":
+        if col in ("total_duration", "accumulated_eval_time", "preemption_count"):
+          curve[col] = raw[col]
+        continue
+      name, fn = _algoperf_metric(metric)
+      curve[f"{_SPLIT[split]}/{name}"] = fn(pd.to_numeric(raw[col], errors="coerce"))
+    study_id = "/".join([submission, study, workload])
+    trial_id = f"{study_id}/{trial}"
+    losses = [c for c in curve.columns if c.endswith("/loss")]
+    nonfinite = ~np.isfinite(curve[losses].to_numpy(dtype=float)).all(axis=1) if losses else None
+    diverged = nonfinite is not None and bool(nonfinite.any())
+    goal_metric, threshold = None, math.nan
+    if targets and workload in targets:
+      native, value = targets[workload]
+      goal_metric, fn = _algoperf_metric(native.split("/")[-1])
+      threshold = float(fn(float(value)))
+    tm = _TRIAL.match(trial)
+    row = {"trial_id": trial_id, "study_id": study_id, "experiment": "algoperf",
+           "protocol_name": submission, "workload": workload, "submission": submission,
+           "study": study, "framework": framework,
+           "trial_index": int(tm.group(1)) if tm else math.nan,
+           "status": "diverged" if diverged else "ok",
+           "status_reason": "non-finite loss" if diverged else "",
+           "diverged_step": float(curve["step"][nonfinite].min()) if diverged else math.nan,
+           "goal_metric": goal_metric, "goal_threshold": threshold,
+           "train_steps": float(curve["step"].max()), "source": "algoperf", "path": csv}
+    hp_path = os.path.join(d, "hparams.json")
+    if os.path.isfile(hp_path):
+      try:
+        with open(hp_path, encoding="utf-8") as f:
+          for k, v in json.load(f).items():
+            row[f"hp/{k}"] = v
+      except (OSError, ValueError, AttributeError):
+        report(hp_path, "unreadable hparams.json, hyperparameters left empty")
+    trial_rows.append(row)
+    curve.insert(0, "study_id", study_id)
+    curve.insert(0, "trial_id", trial_id)
+    curve_frames.append(curve)
+  trials = pd.DataFrame(trial_rows)
+  curves = pd.concat(curve_frames, ignore_index=True) if curve_frames else pd.DataFrame()
+  results = _results(trials, curves, problems)
+  t = results.trials
+  if not t.empty:
+    steps = goal_times(t, results.curves, strict=False)
+    times = goal_times(t, results.curves, strict=False, time_col="wall_time")
+    t["goal_step"] = t["trial_id"].map(steps).to_numpy(dtype=float)
+    t["goal_time"] = t["trial_id"].map(times).to_numpy(dtype=float)
+  return results

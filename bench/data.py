@@ -1,0 +1,85 @@
+"""Getting batches to the train step.
+
+In-memory data sets live on the accelerator; the train step gathers its batch
+there from a per-epoch permutation (recomputed only when the epoch changes), so
+no host work sits on the hot path. Streaming data sets are read on the host and
+stacked into one array per dispatch.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterator, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceData:
+  """A split on the device plus how to draw training batch `step` from it."""
+  arrays: Mapping[str, jax.Array]
+  batch_size: int
+
+  @property
+  def size(self) -> int:
+    return int(next(iter(self.arrays.values())).shape[0])
+
+  @property
+  def steps_per_epoch(self) -> int:
+    return self.size // self.batch_size
+
+  def initial_order(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Scan-carry state: (permutation of the current epoch, its epoch index)."""
+    return jax.random.permutation(jax.random.fold_in(key, 0), self.size), jnp.int32(0)
+
+  def batch(self, step: jax.Array, order: tuple[jax.Array, jax.Array], key: jax.Array
+            ) -> tuple[dict[str, jax.Array], tuple[jax.Array, jax.Array]]:
+    """Batch for a global step: examples [pos*B, (pos+1)*B) of the epoch's
+    permutation (the remainder of each epoch is dropped, as usual)."""
+    spe = self.steps_per_epoch
+    epoch = (step // spe).astype(jnp.int32)
+    perm, perm_epoch = order
+    perm = jax.lax.cond(
+        epoch == perm_epoch, lambda: perm,
+        lambda: jax.random.permutation(jax.random.fold_in(key, epoch), self.size))
+    idx = jax.lax.dynamic_slice(perm, ((step % spe) * self.batch_size,), (self.batch_size,))
+    return {k: jnp.take(v, idx, axis=0) for k, v in self.arrays.items()}, (perm, epoch)
+
+
+def to_device(arrays: Mapping[str, np.ndarray]) -> dict[str, jax.Array]:
+  return {k: jax.device_put(np.asarray(v)) for k, v in arrays.items()}
+
+
+def eval_batches(arrays: Mapping[str, np.ndarray], batch_size: int) -> dict[str, jax.Array]:
+  """A split padded to whole batches, shaped [num_batches, batch_size, ...],
+  with a 'mask' marking the real examples; evaluated in one scan."""
+  n = len(next(iter(arrays.values())))
+  batch_size = min(batch_size, n)
+  nb = -(-n // batch_size)
+  pad = nb * batch_size - n
+  out = {}
+  for k, v in arrays.items():
+    v = np.asarray(v)
+    v = np.concatenate([v, np.zeros((pad,) + v.shape[1:], v.dtype)]) if pad else v
+    out[k] = v.reshape((nb, batch_size) + v.shape[1:])
+  mask = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
+  out["mask"] = mask.reshape(nb, batch_size)
+  return to_device(out)
+
+
+def train_subset(arrays: Mapping[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+  """A fixed train subset (same for every trial) to measure training metrics on."""
+  n = len(next(iter(arrays.values())))
+  idx = np.sort(np.random.default_rng(0).permutation(n)[:min(size, n)])
+  return {k: np.asarray(v)[idx] for k, v in arrays.items()}
+
+
+def stack_stream(it: Iterator[Mapping[str, np.ndarray]], num_steps: int) -> dict[str, jax.Array]:
+  """Next `num_steps` host batches stacked on a leading axis, for one dispatch."""
+  batches = [next(it) for _ in range(num_steps)]
+  return to_device({k: np.stack([b[k] for b in batches]) for k in batches[0]})
+
+
+def tree_any_nonfinite(tree: Any) -> bool:
+  return any(not np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(tree))

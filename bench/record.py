@@ -1,0 +1,52 @@
+"""The trial record: what one training run leaves behind (schema version 1).
+
+Stored as `<output_dir>/<study_id>/<trial_id>/record.json`, written once,
+atomically, when the trial ends. Keys:
+
+  schema_version  1
+  trial_id, study_id, experiment, protocol_name, protocol_hash, trial_index
+  workload        {"name", "goal": {"metric", "threshold"}, "dtype", "num_train_examples"}
+  optimizer       name in bench.optimizers.REGISTRY
+  hparams         resolved optimizer + schedule hyperparameters (defaults filled in)
+  scientific      the study's scientific settings, e.g. {"batch_size": 128}
+  batch_size, train_steps, eval_every, seed
+  status          "ok" | "diverged" | "failed";  status_reason: one line ("" when ok)
+  diverged_step   first chunk end at which divergence was seen (null unless diverged)
+  curve           list of {"step", "wall_time", "train/<m>", "val/<m>", "test/<m>"}
+  best            retrospective checkpoint selection: the curve row with the lowest
+                  val/<goal metric> (earliest on ties), null if no finite value
+  goal_step       first eval step with val/<goal metric> < threshold (strict), else null
+  steps_per_sec   training throughput excluding the first (compiling) dispatch
+  train_time_sec, wall_time_sec, started_at, finished_at (ISO 8601 UTC)
+  code_version    git commit of the harness (or package version), backend, host
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "diverged", "failed")
+
+
+def best_row(curve: Sequence[Mapping[str, Any]], metric: str) -> dict[str, Any] | None:
+  """Row with the lowest finite val/<metric>; the earliest such row on ties."""
+  key = f"val/{metric}"
+  best = None
+  for row in curve:
+    v = row.get(key)
+    if v is None or not math.isfinite(v):
+      continue
+    if best is None or v < best[key]:
+      best = dict(row)
+  return best
+
+
+def goal_step(curve: Sequence[Mapping[str, Any]], metric: str, threshold: float) -> int | None:
+  """First eval step whose val/<metric> is strictly below threshold."""
+  key = f"val/{metric}"
+  for row in curve:
+    v = row.get(key)
+    if v is not None and math.isfinite(v) and v < threshold:
+      return int(row["step"])
+  return None

@@ -1,0 +1,79 @@
+"""Rankings per protocol and Choi et al.'s inclusion check."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import analysis
+from analysis.rankings import INCLUSIONS
+
+
+def _trials(spec, protocol="wide", workload="w"):
+  """spec: optimizer -> list of (val, test, status)."""
+  rows = []
+  for opt, trials in spec.items():
+    for i, (val, test, status) in enumerate(trials):
+      rows.append({"trial_id": f"{protocol}/{opt}/{i}", "study_id": f"{protocol}/{opt}",
+                   "workload": workload, "protocol_name": protocol, "optimizer": opt,
+                   "trial_index": i, "status": status, "goal_metric": "error",
+                   "best/val/error": val, "best/test/error": test})
+  return pd.DataFrame(rows)
+
+
+def _spread(center, n=8, ok="ok"):
+  return [(center + 0.002 * i, center + 0.01 + 0.002 * i, ok) for i in range(n)]
+
+
+def test_inclusions_are_choi_et_al():
+  assert ("sgd", "momentum") in INCLUSIONS and ("momentum", "rmsprop") in INCLUSIONS
+  assert ("momentum", "adam") in INCLUSIONS and ("nesterov", "nadam") in INCLUSIONS
+  assert ("sgd", "nadam") in INCLUSIONS  # transitive
+  assert ("adam", "sgd") not in INCLUSIONS and ("momentum", "nadam") not in INCLUSIONS
+
+
+def test_scores_and_ranking():
+  trials = _trials({"sgd": _spread(0.10), "momentum": _spread(0.08),
+                    "adam": [(0.05, 0.07, "ok"), (0.01, 0.2, "diverged")] + _spread(0.06)})
+  scores = analysis.optimizer_scores(trials, n_boot=500, seed=0).set_index("optimizer")
+  assert scores.loc["sgd", "best_val"] == pytest.approx(0.10)
+  assert scores.loc["sgd", "test_at_best"] == pytest.approx(0.11)
+  # The diverged adam trial (val 0.01) does not count; the 0.05 one is selected.
+  assert scores.loc["adam", "best_val"] == pytest.approx(0.05)
+  assert scores.loc["adam", "test_at_best"] == pytest.approx(0.07)
+  assert scores.loc["adam", "n_diverged"] == 1
+  assert (scores["val_lo"] <= scores["best_val"]).all()
+  assert (scores["best_val"] <= scores["val_hi"]).all()
+  ranks = analysis.ranking_table(scores.reset_index())
+  assert ranks.loc[("w", "wide")].to_dict() == {"adam": 1.0, "momentum": 2.0, "sgd": 3.0}
+
+
+def test_inclusion_check_flags_planted_violation():
+  wide = _trials({"sgd": _spread(0.10), "momentum": _spread(0.20), "adam": _spread(0.05)})
+  narrow = _trials({"sgd": _spread(0.10), "momentum": _spread(0.09), "adam": _spread(0.05)},
+                   protocol="narrow")
+  scores = analysis.optimizer_scores(pd.concat([wide, narrow]), n_boot=500, seed=0)
+  bad = analysis.inclusion_check(scores)
+  assert len(bad) == 1
+  row = bad.iloc[0]
+  assert (row["protocol_name"], row["special"], row["general"]) == ("wide", "sgd", "momentum")
+  assert row["gap"] == pytest.approx(0.10)
+  assert row["relative_gap"] == pytest.approx(1.0)
+  assert not row["ci_overlap"]
+  every = analysis.inclusion_check(scores, all_pairs=True)
+  # sgd<=momentum, sgd<=adam, momentum<=adam per protocol
+  assert len(every) == 6 and every["violated"].sum() == 1
+  # Within tolerance: no violation reported.
+  assert analysis.inclusion_check(scores, tolerance=0.2).empty
+
+
+def test_inclusion_check_names_and_overlap():
+  # Names from other tools are mapped; a small gap with overlapping bands is flagged
+  # but marked as within study variance.
+  trials = _trials({"GradientDescentOptimizer": [(0.100, 0.1, "ok"), (0.300, 0.3, "ok")],
+                    "MomentumOptimizer": [(0.101, 0.1, "ok"), (0.300, 0.3, "ok")]})
+  scores = analysis.optimizer_scores(trials, n_boot=500, seed=0)
+  bad = analysis.inclusion_check(scores)
+  assert list(bad["special"]) == ["sgd"] and list(bad["general"]) == ["momentum"]
+  assert bool(bad["ci_overlap"].iloc[0])
+  assert np.isclose(bad["gap"].iloc[0], 0.001)

@@ -1,0 +1,152 @@
+"""The narrow contract between a workload and the runner (after AlgoPerf's Workload).
+
+A workload is pure functions over pytrees plus its data. Every metric is
+lower-is-better (error, not accuracy), so that "best" and "goal reached" mean
+the same thing everywhere. The runner (bench/) owns devices, batching and the
+loop; a workload never imports bench.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, Iterator, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Params = Any
+ModelState = Any
+Batch = Mapping[str, jax.Array]
+
+SPLITS = ("train", "validation", "test")
+
+
+class DataError(ValueError):
+  """A data set cannot be found or read; the message says where it looked."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Goal:
+  """A target on a validation metric: reached when `val/<metric> < threshold`.
+
+  Strict inequality, as in Shallue et al.'s steps-to-result rule.
+  """
+  metric: str
+  threshold: float
+
+  def reached(self, value: float) -> bool:
+    return bool(np.isfinite(value) and value < self.threshold)
+
+  def __str__(self) -> str:
+    return f"val/{self.metric} < {self.threshold:g}"
+
+
+class Workload(abc.ABC):
+  """Data set + model + loss + metrics + goal + default budget.
+
+  Subclasses set the class attributes and implement init/loss/eval_sums and
+  either `arrays` (in-memory data, put on the accelerator by the runner) or
+  `stream` (large data sets read batch by batch).
+  """
+  name: str = ""
+  goal: Goal
+  default_train_steps: int = 1000
+  default_batch_size: int = 128
+  default_eval_every: int = 100
+  eval_batch_size: int = 1024
+  in_memory: bool = True
+  # Size of the fixed train subset evaluated at each eval (None: validation size).
+  train_eval_examples: int | None = None
+
+  def __init__(self, data_dir: str | None = None, dtype: str = "float32"):
+    self.data_dir = data_dir
+    if dtype not in ("float32", "bfloat16"):
+      raise ValueError(f"dtype must be float32 or bfloat16, got {dtype!r}")
+    self.dtype = dtype
+    self._arrays: dict[str, dict[str, np.ndarray]] = {}
+
+  @property
+  def compute_dtype(self):
+    return jnp.bfloat16 if self.dtype == "bfloat16" else jnp.float32
+
+  # ----- model -----
+  @abc.abstractmethod
+  def init(self, rng: jax.Array) -> tuple[Params, ModelState]:
+    """Fresh parameters (fp32) and model state (e.g. batch-norm statistics)."""
+
+  @abc.abstractmethod
+  def loss(self, params: Params, model_state: ModelState, batch: Batch,
+           rng: jax.Array, train: bool) -> tuple[jax.Array, ModelState]:
+    """Mean training loss over the batch (weighted by batch['mask'] if given)."""
+
+  @abc.abstractmethod
+  def eval_sums(self, params: Params, model_state: ModelState,
+                batch: Batch) -> dict[str, jax.Array]:
+    """Per-batch sums of each metric plus 'count' (sum of weights).
+
+    The runner adds these over an eval split and divides by 'count', so padded
+    examples (mask 0) must contribute nothing.
+    """
+
+  def augment(self, batch: Batch, rng: jax.Array) -> Batch:
+    """Training-time augmentation, traced on the accelerator. Default: none."""
+    del rng
+    return batch
+
+  # ----- data -----
+  @property
+  @abc.abstractmethod
+  def num_train_examples(self) -> int:
+    ...
+
+  def arrays(self, split: str) -> dict[str, np.ndarray]:
+    """Whole split as host arrays (in-memory workloads); cached after first load."""
+    if split not in SPLITS:
+      raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    if split not in self._arrays:
+      self._arrays.update(self.load_arrays())
+    return self._arrays[split]
+
+  def load_arrays(self) -> dict[str, dict[str, np.ndarray]]:
+    """All three splits as {'inputs': ..., 'targets': ...} arrays."""
+    raise NotImplementedError(f"{self.name} is not an in-memory workload")
+
+  def stream(self, split: str, batch_size: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
+    """Batches for streaming workloads: train repeats forever (shuffled by seed);
+    eval splits are finite, padded to batch_size with 'mask' = 0."""
+    raise NotImplementedError(f"{self.name} is not a streaming workload")
+
+  def describe(self) -> dict[str, Any]:
+    """What a trial record stores about the workload."""
+    return {"name": self.name, "goal": str(self.goal), "dtype": self.dtype,
+            "num_train_examples": self.num_train_examples}
+
+
+# ----- helpers shared by workloads -----
+
+def softmax_xent_sums(logits: jax.Array, labels: jax.Array,
+                      mask: jax.Array | None) -> dict[str, jax.Array]:
+  """Summed cross-entropy and classification error for integer labels."""
+  logits = logits.astype(jnp.float32)
+  logp = jax.nn.log_softmax(logits)
+  xent = -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
+  wrong = (jnp.argmax(logits, -1) != labels).astype(jnp.float32)
+  w = jnp.ones_like(xent) if mask is None else mask.astype(jnp.float32)
+  return {"loss": jnp.sum(xent * w), "error": jnp.sum(wrong * w), "count": jnp.sum(w)}
+
+
+def mean_xent(logits: jax.Array, labels: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+  s = softmax_xent_sums(logits, labels, mask)
+  return s["loss"] / jnp.maximum(s["count"], 1.0)
+
+
+def carve_validation(x: np.ndarray, y: np.ndarray, num_validation: int
+                     ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+  """Split the official train split into train / validation: the last
+  `num_validation` examples become validation (fixed, so that every trial of
+  every study sees the same validation set)."""
+  n = len(x) - num_validation
+  if n <= 0:
+    raise DataError(f"cannot carve {num_validation} validation examples from {len(x)}")
+  return (x[:n], y[:n]), (x[n:], y[n:])
