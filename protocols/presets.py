@@ -1,0 +1,242 @@
+"""Named tuning protocols from the literature.
+
+Each preset is a function returning a complete protocol ConfigDict; its docstring says
+where it comes from and which choices are ours. All take keyword overrides of the budget
+(num_trials, train_steps, eval_every) and of seeds.study_seed.
+
+  get('choi_all', optimizer='adam', num_trials=50)
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+import ml_collections
+
+from protocols import protocol as protocol_lib
+from protocols import search_space as ss
+from protocols.search_space import ProtocolError
+
+_LINEAR_DECAY_FACTOR = (1e-3, 1.0)       # 1.0 = constant: contains the constant schedule
+_DECAY_STEPS_FRACTION = (0.5, 1.0)
+
+
+def shallue(optimizer: str = "nesterov", *, num_trials: int = 100,
+            train_steps: int | None = None, eval_every: int | None = None,
+            study_seed: int = 0, sampler: str = "quasi_random",
+            effective_learning_rate: bool = False) -> ml_collections.ConfigDict:
+  """Shallue et al. 2018, "Measuring the Effects of Data Parallelism on Neural Network
+  Training" (JMLR 20(112)): quasi-random search, 100 trials per batch size, Nesterov
+  momentum (also plain momentum / SGD), learning rate log-uniform, momentum with 1 - momentum
+  log-uniform, learning rate decayed linearly to a searched fraction over a searched number
+  of steps; objective steps to result on the validation error goal.
+
+  Ranges are ours (wide, workload-independent): learning_rate in [1e-4, 10]; momentum in
+  [0.5, 0.999] (1 - momentum in [1e-3, 0.5]); decay_factor in [1e-3, 0.5]; decay over a
+  fraction [0.5, 1.0] of train_steps. With effective_learning_rate=True the search is over
+  elr = lr / (1 - momentum) in [1e-3, 100] (Shallue's plotting variable) and
+  learning_rate = elr * (1 - momentum) is what the optimizer gets.
+  """
+  if optimizer not in ("nesterov", "momentum", "sgd"):
+    raise ProtocolError(f"shallue: optimizer must be nesterov, momentum or sgd, got {optimizer!r}")
+  space = {
+      "optimizer": ss.fixed(optimizer),
+      "learning_rate": ss.log(1e-4, 10.0),
+      "schedule": ss.fixed("linear_decay"),
+      "decay_factor": ss.log(1e-3, 0.5),
+      "decay_steps_fraction": ss.linear(*_DECAY_STEPS_FRACTION),
+  }
+  if optimizer != "sgd":
+    space["momentum"] = ss.log1m(0.5, 0.999)
+    if effective_learning_rate:
+      del space["learning_rate"]
+      space["effective_learning_rate"] = ss.log(1e-3, 100.0, reparam="effective_learning_rate")
+  return protocol_lib.make(
+      "shallue", space, sampler=sampler, num_trials=num_trials, train_steps=train_steps,
+      eval_every=eval_every, objective="steps_to_goal", metric="error", study_seed=study_seed,
+      source="Shallue et al. 2018 (JMLR 20(112)): quasi-random lr, 1-momentum and "
+             "linear decay; ranges ours")
+
+
+CHOI_OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "nadam")
+CHOI_LEVELS = ("lr", "lr_momentum", "all")
+
+
+def choi(optimizer: str, level: str, *, num_trials: int = 100,
+         train_steps: int | None = None, eval_every: int | None = None,
+         study_seed: int = 0, sampler: str = "quasi_random",
+         epsilon_range: tuple[float, float] = (1e-10, 1e10)) -> ml_collections.ConfigDict:
+  """Choi et al. 2019, "On Empirical Comparisons of Optimizers for Deep Learning"
+  (arXiv:1910.05446): the more hyperparameters are tuned, the more the rankings follow the
+  inclusions SGD <= momentum <= RMSProp / Adam, SGD <= Nesterov <= NAdam. Three nested levels,
+  each containing the previous level's point:
+
+    lr           learning rate only; momentum 0.9 (RMSProp: 0.0), beta1 0.9, beta2 0.999,
+                 epsilon 1e-8 (RMSProp: 1e-10, inside the sqrt), rho 0.9; constant
+                 schedule (the Wilson et al. 2017 / DeepOBS style of comparison)
+    lr_momentum  + momentum / beta1 with 1 - x log-uniform in [1e-3, 1] (x in [0, 0.999])
+    all          + beta2 / rho in [0, 0.9999] (log1m), epsilon log-uniform over
+                 `epsilon_range` (default 1e-10..1e10, "very wide"), linear decay with
+                 decay_factor in [1e-3, 1] (1 = constant) over [0.5, 1] of train_steps
+
+  Learning rate: log-uniform in [1e-4, 10] for sgd / momentum / nesterov; [1e-5, 1] for
+  the adaptive methods at the first two levels and [1e-5, 100] at 'all' (a large epsilon
+  needs a large learning rate). Best trial by validation error, its test error reported.
+  Ranges are generic, not the paper's per-workload refined spaces (its Appendix D).
+  """
+  if optimizer not in CHOI_OPTIMIZERS:
+    raise ProtocolError(f"choi: optimizer must be one of {', '.join(CHOI_OPTIMIZERS)}, "
+                        f"got {optimizer!r}")
+  if level not in CHOI_LEVELS:
+    raise ProtocolError(f"choi: level must be one of {', '.join(CHOI_LEVELS)}, got {level!r}")
+  space = _choi_space(optimizer, CHOI_LEVELS.index(level), epsilon_range)
+  return protocol_lib.make(
+      f"choi_{level}", space, sampler=sampler, num_trials=num_trials, train_steps=train_steps,
+      eval_every=eval_every, objective="best_validation", metric="error",
+      study_seed=study_seed,
+      source=f"Choi et al. 2019 (arXiv:1910.05446): nested search space '{level}'; "
+             "generic ranges ours")
+
+
+def _choi_space(optimizer: str, depth: int, epsilon_range: tuple[float, float]
+                ) -> dict[str, Any]:
+  """depth 0 = lr, 1 = lr_momentum, 2 = all."""
+  adaptive = optimizer in ("rmsprop", "adam", "nadam")
+  if not adaptive:
+    lr = (1e-4, 10.0)
+  else:
+    lr = (1e-5, 100.0) if depth == 2 else (1e-5, 1.0)
+  space = {"optimizer": ss.fixed(optimizer), "learning_rate": ss.log(*lr)}
+
+  def tuned(level, spec, default):
+    return spec if depth >= level else ss.fixed(default)
+
+  if optimizer in ("momentum", "nesterov"):
+    space["momentum"] = tuned(1, ss.log1m(0.0, 0.999), 0.9)
+  if optimizer == "rmsprop":
+    space["momentum"] = tuned(1, ss.log1m(0.0, 0.999), 0.0)
+    space["rho"] = tuned(2, ss.log1m(0.0, 0.9999), 0.9)
+    space["epsilon"] = tuned(2, ss.log(*epsilon_range), 1e-10)
+  if optimizer in ("adam", "nadam"):
+    space["beta1"] = tuned(1, ss.log1m(0.0, 0.999), 0.9)
+    space["beta2"] = tuned(2, ss.log1m(0.0, 0.9999), 0.999)
+    space["epsilon"] = tuned(2, ss.log(*epsilon_range), 1e-8)
+  if depth == 2:
+    space["schedule"] = ss.fixed("linear_decay")
+    space["decay_factor"] = ss.log(*_LINEAR_DECAY_FACTOR)
+    space["decay_steps_fraction"] = ss.linear(*_DECAY_STEPS_FRACTION)
+  else:
+    space["schedule"] = ss.fixed("constant")
+  return space
+
+
+def choi_lr(optimizer: str = "adam", **kwargs: Any) -> ml_collections.ConfigDict:
+  """Choi et al. 2019, level 'lr': learning rate only, the rest at common defaults."""
+  return choi(optimizer, "lr", **kwargs)
+
+
+def choi_lr_momentum(optimizer: str = "adam", **kwargs: Any) -> ml_collections.ConfigDict:
+  """Choi et al. 2019, level 'lr_momentum': learning rate and momentum / beta1."""
+  return choi(optimizer, "lr_momentum", **kwargs)
+
+
+def choi_all(optimizer: str = "adam", **kwargs: Any) -> ml_collections.ConfigDict:
+  """Choi et al. 2019, level 'all': every hyperparameter, wide epsilon, linear decay."""
+  return choi(optimizer, "all", **kwargs)
+
+
+DEEPOBS_LEARNING_RATES = (1e-5, 1e2)
+DEEPOBS_GRID_SIZE = 36
+
+
+def deepobs_baseline(optimizer: str = "sgd", *, metric: str = "error",
+                     train_steps: int | None = None, eval_every: int | None = None,
+                     study_seed: int = 42, rerun_best_seeds: int = 9
+                     ) -> ml_collections.ConfigDict:
+  """Schneider et al. 2019, "DeepOBS: A Deep Learning Optimizer Benchmark Suite" (ICLR),
+  baselines as released in fsschneider/DeepOBS_Baselines: a grid of 36 log-spaced constant
+  learning rates 1e-5..1e2 (10^(-5 + 0.2 k)); momentum fixed 0.99 for 'momentum' (heavy
+  ball); Adam at beta1 0.9, beta2 0.999, epsilon 1e-8. The best learning rate is rerun with
+  9 extra seeds (43..51 after the grid's 42: 10 seeds in all).
+
+  DeepOBS 1.1 had no validation split and selected on the final test metric (accuracy, or
+  loss on loss-only problems: pass metric='loss'); here the selection is on validation.
+  """
+  if optimizer not in ("sgd", "momentum", "adam"):
+    raise ProtocolError(f"deepobs_baseline: optimizer must be sgd, momentum or adam, "
+                        f"got {optimizer!r}")
+  space = {
+      "optimizer": ss.fixed(optimizer),
+      "learning_rate": ss.log(*DEEPOBS_LEARNING_RATES),
+      "schedule": ss.fixed("constant"),
+  }
+  if optimizer == "momentum":
+    space["momentum"] = ss.fixed(0.99)
+  if optimizer == "adam":
+    space.update(beta1=ss.fixed(0.9), beta2=ss.fixed(0.999), epsilon=ss.fixed(1e-8))
+  return protocol_lib.make(
+      "deepobs_baseline", space, sampler="grid", num_per_dim=DEEPOBS_GRID_SIZE,
+      num_trials=DEEPOBS_GRID_SIZE, train_steps=train_steps, eval_every=eval_every,
+      rerun_best_seeds=rerun_best_seeds, objective="best_validation", metric=metric,
+      study_seed=study_seed,
+      source="Schneider et al. 2019 (DeepOBS, ICLR) baselines: 36 log-spaced constant lrs "
+             "1e-5..1e2, best rerun on seeds 43-51; DeepOBS 1.1 selected on test")
+
+
+def algoperf_external(optimizer: str = "nadamw", *, num_studies: int = 5, num_trials: int = 5,
+                      train_steps: int | None = None, eval_every: int | None = None,
+                      study_seed: int = 0, warmup_fraction: float = 0.05
+                      ) -> ml_collections.ConfigDict:
+  """AlgoPerf external tuning (Dahl et al. 2023, "Benchmarking Neural Network Training
+  Algorithms"; mlcommons/algorithmic-efficiency): num_studies studies of num_trials
+  quasi-random trials each; per workload, score = median over studies of the fastest
+  trial's time to the target (computed by analysis from steps to goal).
+
+  Space of its NAdamW paper baseline (algorithms/paper_baselines/nadamw): learning_rate
+  log-uniform [1e-4, 1e-2], 1 - beta1 log-uniform [4e-3, 0.1], beta2 0.999, weight_decay
+  log-uniform [5e-3, 1], cosine decay after a linear warmup of 5% of the steps. The warmup
+  is set only when train_steps is given (the schedules take warmup_steps, not a fraction).
+  Its label smoothing and dropout choices are workload hyperparameters, left out.
+  """
+  space = {
+      "optimizer": ss.fixed(optimizer),
+      "learning_rate": ss.log(1e-4, 1e-2),
+      "beta1": ss.log1m(0.9, 0.996),
+      "beta2": ss.fixed(0.999),
+      "epsilon": ss.fixed(1e-8),
+      "weight_decay": ss.log(5e-3, 1.0),
+      "schedule": ss.fixed("cosine"),
+  }
+  if train_steps is not None:
+    space["warmup_steps"] = ss.fixed(int(round(warmup_fraction * train_steps)))
+  return protocol_lib.make(
+      "algoperf_external", space, sampler="quasi_random", num_trials=num_trials,
+      num_studies=num_studies, train_steps=train_steps, eval_every=eval_every,
+      objective="steps_to_goal", metric="error", study_seed=study_seed,
+      source="AlgoPerf external tuning (Dahl et al. 2023), NAdamW paper-baseline space; "
+             "score = median over studies of fastest time to target")
+
+
+PRESETS: dict[str, Callable[..., ml_collections.ConfigDict]] = {
+    "shallue": shallue,
+    "choi_lr": choi_lr,
+    "choi_lr_momentum": choi_lr_momentum,
+    "choi_all": choi_all,
+    "deepobs_baseline": deepobs_baseline,
+    "algoperf_external": algoperf_external,
+}
+
+
+def get(name: str, **kwargs: Any) -> ml_collections.ConfigDict:
+  """The preset `name` with keyword overrides; bad names or keywords fail in one line."""
+  if name not in PRESETS:
+    raise ProtocolError(f"unknown protocol preset {name!r}; known: {', '.join(PRESETS)}")
+  fn = PRESETS[name]
+  target = choi if fn in (choi_lr, choi_lr_momentum, choi_all) else fn
+  params = inspect.signature(target).parameters
+  bad = sorted(k for k in kwargs if k not in params or k == "level")
+  if bad:
+    usable = [p for p in params if p != "level"]
+    raise ProtocolError(f"preset {name!r} takes no argument {bad[0]!r} "
+                        f"(it takes: {', '.join(usable)})")
+  return fn(**kwargs)
