@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import workloads
+
 
 @dataclasses.dataclass(frozen=True)
 class DeviceData:
@@ -51,10 +53,14 @@ def to_device(arrays: Mapping[str, np.ndarray]) -> dict[str, jax.Array]:
   return {k: jax.device_put(np.asarray(v)) for k, v in arrays.items()}
 
 
-def eval_batches(arrays: Mapping[str, np.ndarray], batch_size: int) -> dict[str, jax.Array]:
+def eval_batches(arrays: Mapping[str, np.ndarray], batch_size: int,
+                 split: str = "evaluation") -> dict[str, jax.Array]:
   """A split padded to whole batches, shaped [num_batches, batch_size, ...],
   with a 'mask' marking the real examples; evaluated in one scan."""
   n = len(next(iter(arrays.values())))
+  if n == 0:
+    raise workloads.DataError(f"the {split} split has no examples (data set too small "
+                              "for the workload's sequence length or split sizes?)")
   batch_size = min(batch_size, n)
   nb = -(-n // batch_size)
   pad = nb * batch_size - n

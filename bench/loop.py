@@ -67,7 +67,7 @@ class Evaluator:
   """Fused evaluation of every split held on the device (one scan per split)."""
 
   def __init__(self, workload: Workload, splits: Mapping[str, Mapping[str, np.ndarray]]):
-    self._splits = {name: data_lib.eval_batches(arr, workload.eval_batch_size)
+    self._splits = {name: data_lib.eval_batches(arr, workload.eval_batch_size, name)
                     for name, arr in splits.items()}
 
     def run(params, model_state, batches):

@@ -5,7 +5,8 @@ atomically, when the trial ends. Keys:
 
   schema_version  1
   trial_id, study_id, experiment, protocol_name, protocol_hash, trial_index
-  workload        {"name", "goal": {"metric", "threshold"}, "dtype", "num_train_examples"}
+  workload        {"name", "goal": {"metric", "threshold"}, "dtype", "num_train_examples",
+                   "args" (constructor arguments, --workload_args), data source facts}
   optimizer       name in bench.optimizers.REGISTRY
   hparams         resolved optimizer + schedule hyperparameters (defaults filled in)
   scientific      the study's scientific settings, e.g. {"batch_size": 128}

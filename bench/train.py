@@ -24,6 +24,9 @@ _WORKLOAD = flags.DEFINE_string("workload", "mnist1d_mlp",
 _OPTIMIZER = flags.DEFINE_string("optimizer", "nesterov", "Optimizer name (bench.optimizers).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Directory for record.json (must not hold one).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Offline data arrays / text (see workloads).")
+_WORKLOAD_ARGS = flags.DEFINE_string(
+    "workload_args", "", "Workload constructor arguments as Python literals, e.g. "
+    "'image_size=64,stage_sizes=(1,1)' (recorded with the trial).")
 _CONFIG = config_flags.DEFINE_config_dict("config", config_lib.trial_config(),
                                           "Trial settings; override with --config.x=y.")
 
@@ -32,10 +35,15 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   c = _CONFIG.value
+  try:
+    workload_args = workloads.parse_args(_WORKLOAD_ARGS.value)
+  except workloads.UnknownWorkloadError as e:
+    sys.exit(f"error: {e}")
   spec = trial.TrialSpec(
       workload=_WORKLOAD.value, optimizer=_OPTIMIZER.value, hparams=config_lib.set_hparams(c),
       batch_size=c.batch_size, train_steps=c.train_steps, eval_every=c.eval_every, seed=c.seed,
-      data_dir=_DATA_DIR.value, dtype=c.dtype, max_steps_per_dispatch=c.max_steps_per_dispatch,
+      data_dir=_DATA_DIR.value, workload_args=workload_args, dtype=c.dtype,
+      max_steps_per_dispatch=c.max_steps_per_dispatch,
       divergence_factor=c.divergence_factor, eval_test=c.eval_test)
   try:
     prepared = trial.prepare(spec)

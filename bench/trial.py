@@ -31,6 +31,7 @@ class TrialSpec:
   eval_every: int | None = None
   seed: int = 0
   data_dir: str | None = None
+  workload_args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   dtype: str = "float32"
   max_steps_per_dispatch: int = 500
   divergence_factor: float = 100.0
@@ -57,9 +58,11 @@ def prepare(spec: TrialSpec) -> PreparedTrial:
   """Resolve names and check values without touching data or devices."""
   try:
     cls = workloads.workload_class(spec.workload)
-    workload = cls(data_dir=spec.data_dir or None, dtype=spec.dtype)
+    workload = cls(data_dir=spec.data_dir or None, dtype=spec.dtype, **spec.workload_args)
   except (workloads.UnknownWorkloadError, ValueError) as e:
     raise ConfigError(str(e)) from None
+  except TypeError as e:  # an argument the workload's constructor does not take
+    raise ConfigError(f"workload {spec.workload!r}: {e}") from None
   pick = lambda given, default: default if given is None else given
   batch_size = pick(spec.batch_size, workload.default_batch_size)
   train_steps = pick(spec.train_steps, workload.default_train_steps)
@@ -106,7 +109,8 @@ def run(prepared: PreparedTrial, log: Callable[[str], None] = print) -> dict[str
       "trial_id": spec.trial_id, "study_id": spec.study_id, "experiment": spec.experiment,
       "protocol_name": spec.protocol_name, "protocol_hash": spec.protocol_hash,
       "trial_index": spec.trial_index,
-      "workload": {**w.describe(), "goal": {"metric": metric, "threshold": w.goal.threshold}},
+      "workload": {**w.describe(), "args": dict(spec.workload_args),
+                   "goal": {"metric": metric, "threshold": w.goal.threshold}},
       "optimizer": spec.optimizer, "hparams": prepared.hparams,
       "scientific": dict(spec.scientific),
       "batch_size": prepared.loop_config.batch_size,

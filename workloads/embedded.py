@@ -27,10 +27,35 @@ from workloads.base import Goal, Workload, carve_validation, mean_xent, softmax_
 from workloads.models.transformer import TransformerLM
 
 
+def cache_dir() -> str:
+  return os.environ.get("OPTBENCH_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "optbench"))
+
+
+def _mnist1d_raw() -> dict[str, np.ndarray]:
+  """mnist1d.make_dataset with its default arguments (seed 42), cached on disk
+  because generating it takes seconds and every process would repeat it."""
+  path = os.path.join(cache_dir(), "mnist1d_default_v1.npz")
+  try:
+    with np.load(path) as f:
+      return dict(f)
+  except (OSError, ValueError):
+    pass
+  from mnist1d.data import get_dataset_args, make_dataset
+  d = make_dataset(get_dataset_args())
+  d = {k: np.asarray(d[k]) for k in ("x", "y", "x_test", "y_test")}
+  try:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp.npz"
+    np.savez(tmp, **d)
+    os.replace(tmp, path)
+  except OSError:
+    pass  # read-only home: regenerate next time
+  return d
+
+
 @functools.lru_cache(maxsize=1)
 def _mnist1d_arrays() -> dict[str, dict[str, np.ndarray]]:
-  from mnist1d.data import get_dataset_args, make_dataset
-  d = make_dataset(get_dataset_args())  # deterministic: seed 42 in the default args
+  d = _mnist1d_raw()
   x, y = d["x"].astype(np.float32), d["y"].astype(np.int32)
   (xt, yt), (xv, yv) = carve_validation(x, y, 500)
   return {"train": {"inputs": xt, "targets": yt},
