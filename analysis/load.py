@@ -26,7 +26,7 @@ SCHEMA_VERSION = 1
 RECORD = "record.json"
 STUDY = "study.json"
 # Files tolerated silently outside trial folders (atomic-write temps, locks, logs).
-IGNORED = ("*.tmp", ".*", "*.lock", "*.log")
+IGNORED = ("*.tmp", ".*", "*.lock", "*.log", "experiment.json", "lock")
 MAX_DEPTH = 8
 _REQUIRED = ("trial_id", "study_id", "status", "curve", "workload", "optimizer")
 

@@ -1,0 +1,113 @@
+"""Run every study of an experiment and store its trials.
+
+  python -m bench.run --config=protocols/experiments/batch_scaling.py:mnist1d_mlp,cpu \
+      --output_dir=runs/bs --config.num_trials=8
+
+The config file is an experiment recipe (protocols/experiments/): a flat
+ConfigDict (override any field with --config.x=y) whose `experiment` names the
+module that expands it into studies. Re-running on the same --output_dir skips
+finished trials and reruns the ones whose process died. `--shard=i/n` runs
+trials with index % n == i, so n copies (Slurm array, Kubernetes indexed job)
+share one results directory; `--executor=processes --num_workers=k` does that
+with k local processes.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+from ml_collections import config_flags
+
+import protocols
+import workloads
+from bench import store, study as study_lib, trial
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment recipe file[:args].")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Results directory (shared by all shards).")
+_SHARD = flags.DEFINE_string("shard", "0/1", "i/n: run the trials with index % n == i.")
+_EXECUTOR = flags.DEFINE_enum("executor", "sequential", ["sequential", "processes"],
+                              "sequential: this process; processes: --num_workers local shards.")
+_NUM_WORKERS = flags.DEFINE_integer("num_workers", 2, "Processes for --executor=processes.")
+_DRY_RUN = flags.DEFINE_bool("dry_run", False, "Validate and list studies and points; train nothing.")
+_TRIAL_PROGRESS = flags.DEFINE_bool("trial_progress", False, "Print every eval of every trial.")
+flags.mark_flags_as_required(["config", "output_dir"])
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+  try:
+    i, n = (int(x) for x in text.split("/"))
+  except ValueError:
+    raise trial.ConfigError(f"--shard must look like i/n, got {text!r}") from None
+  if not (n >= 1 and 0 <= i < n):
+    raise trial.ConfigError(f"--shard {text}: need 0 <= i < n")
+  return i, n
+
+
+def expand(config) -> list[study_lib.Study]:
+  """The studies of an experiment config (its `experiment` names the recipe)."""
+  name = config.get("experiment")
+  if not name:
+    raise trial.ConfigError("the config has no 'experiment' field naming its recipe")
+  module_name = name if "." in name else f"protocols.experiments.{name}"
+  try:
+    module = importlib.import_module(module_name)
+  except ModuleNotFoundError:
+    raise trial.ConfigError(f"unknown experiment {name!r} (no module {module_name})") from None
+  return module.studies(config)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  try:
+    shard = parse_shard(_SHARD.value)
+    config = _CONFIG.value
+    studies = expand(config)
+    out = store.check_writable(_OUTPUT_DIR.value)
+    runners = [study_lib.StudyRunner(s, out, shard=shard,
+                                     trial_log=print if _TRIAL_PROGRESS.value else None)
+               for s in studies]
+    prepared = [r.prepare() for r in runners]  # every check before any training
+    if not (out / "experiment.json").exists():
+      store.write_json_atomic(out / "experiment.json", config.to_dict())
+  except (trial.ConfigError, protocols.ProtocolError, store.StoreError,
+          workloads.UnknownWorkloadError, workloads.DataError) as e:
+    sys.exit(f"error: {e}")
+  total = sum(r.num_trials for r in runners)
+  print(f"{config.experiment}: {len(studies)} studies, {total} trials -> {out}", flush=True)
+  if _DRY_RUN.value:
+    for r, ps in zip(runners, prepared):
+      print(f"{r.study.study_id}: {r.num_trials} trials, sampler {r.study.protocol.sampler.name}")
+      for p in ps[:3]:
+        print(f"  t{p.spec.trial_index:04d} {p.spec.optimizer} {p.hparams} bs={p.loop_config.batch_size}")
+    return
+  if _EXECUTOR.value == "processes" and shard == (0, 1):
+    sys.exit(_run_processes(_NUM_WORKERS.value))
+  t0 = time.perf_counter()
+  try:
+    for r, ps in zip(runners, prepared):
+      counts = r.run(ps)
+      print(f"[{r.study.study_id}] ran {counts['ran']}, already done {counts['skipped']}, "
+            f"running elsewhere {counts['busy']}", flush=True)
+  except workloads.DataError as e:
+    sys.exit(f"error: {e}")
+  print(f"done in {time.perf_counter() - t0:.0f}s: results in {out}")
+
+
+def _run_processes(n: int) -> int:
+  """n copies of this command, each with --shard=i/n, on this machine."""
+  if n < 1:
+    print("error: --num_workers must be >= 1", file=sys.stderr)
+    return 1
+  base = [a for a in sys.argv[1:] if not a.startswith(("--executor", "--num_workers", "--shard"))]
+  procs = [subprocess.Popen([sys.executable, "-m", "bench.run", *base, f"--shard={i}/{n}"])
+           for i in range(n)]
+  return max(p.wait() for p in procs)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,284 @@
+"""Studies: sample a protocol's trials, run the unfinished ones, store them.
+
+A study folder `<output_dir>/<study_id>/` holds `study.json` (the protocol,
+its hash, the scientific settings) and one folder per trial `tNNNN/`. Trial
+ids and seeds are functions of (protocol hash, study seed, trial index), so
+every copy of a study (shards, reruns after a crash) agrees on them. A trial
+is done when its record.json exists; a running one holds its folder's lock.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import re
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+from etils import epath
+
+import protocols
+from bench import store, trial
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+  """One protocol at one setting of the scientific hyperparameters."""
+  experiment: str
+  workload: str
+  protocol: Any                          # ml_collections.ConfigDict
+  scientific: Mapping[str, Any]          # e.g. {'batch_size': 128}
+  study_seed: int
+  trial_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+  @property
+  def protocol_hash(self) -> str:
+    return protocols.protocol_hash(self.protocol)
+
+  def identity(self) -> dict[str, Any]:
+    """Everything that changes what the study's trials compute. Where the data
+    lives and how many steps are fused per call do not."""
+    settings = {k: self.trial_defaults[k] for k in _RESULT_SETTINGS if k in self.trial_defaults}
+    return {"protocol_hash": self.protocol_hash, "workload": self.workload,
+            "scientific": dict(self.scientific), "study_seed": self.study_seed,
+            "settings": settings}
+
+  @property
+  def sampler_seed(self) -> int:
+    """Seed of the study's points and trial seeds. Studies that differ only in
+    their scientific settings (e.g. batch size) get independent searches, as in
+    Shallue et al.; a study without scientific settings uses study_seed itself."""
+    if not self.scientific:
+      return self.study_seed
+    text = f"{self.study_seed}:{json.dumps(dict(self.scientific), sort_keys=True, default=str)}"
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) % (2 ** 31)
+
+  @property
+  def study_hash(self) -> str:
+    text = json.dumps(self.identity(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+  @property
+  def study_id(self) -> str:
+    sci = ".".join(f"{_short(k)}{_fmt(v)}" for k, v in sorted(self.scientific.items()))
+    workload = re.sub(r"[^A-Za-z0-9_.]+", "_", self.workload.rsplit(":", 1)[-1])
+    parts = [workload, self.protocol.name, sci, f"s{self.study_seed}", self.study_hash[:8]]
+    return "-".join(p for p in parts if p)
+
+  def metadata(self) -> dict[str, Any]:
+    return {"schema_version": 1, "study_id": self.study_id, "study_hash": self.study_hash,
+            "experiment": self.experiment, "workload": self.workload,
+            "protocol": protocols.as_plain(self.protocol), "protocol_hash": self.protocol_hash,
+            "scientific": dict(self.scientific), "study_seed": self.study_seed,
+            "sampler_seed": self.sampler_seed, "settings": self.identity()["settings"]}
+
+
+# Trial settings that change results, hence part of a study's identity.
+_RESULT_SETTINGS = ("dtype", "workload_args", "divergence_factor", "eval_test")
+
+
+def _short(k: str) -> str:
+  return {"batch_size": "bs", "optimizer": ""}.get(k, k)
+
+
+def _fmt(v: Any) -> str:
+  return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def trial_seed(protocol_hash: str, study_seed: int, index: int) -> int:
+  digest = hashlib.sha256(f"{protocol_hash}:{study_seed}:{index}".encode()).hexdigest()
+  return int(digest[:8], 16) % (2 ** 31)
+
+
+def trial_specs(study: Study, points: Sequence[Mapping[str, Any]], start: int = 0,
+                seeds: Sequence[int] | None = None) -> list[trial.TrialSpec]:
+  """Turn sampled points into runnable specs (scientific settings override)."""
+  specs = []
+  budget = study.protocol.budget
+  for j, point in enumerate(points):
+    index = start + j
+    point = dict(point)
+    point.update({k: v for k, v in study.scientific.items() if k != "batch_size"})
+    optimizer = point.pop("optimizer", None)
+    if optimizer is None:
+      raise protocols.ProtocolError(f"protocol {study.protocol.name!r} has no 'optimizer' "
+                                    "parameter and the experiment sets none")
+    batch_size = study.scientific.get("batch_size", point.pop("batch_size", None))
+    seed = (seeds[j] if seeds is not None
+            else trial_seed(study.protocol_hash, study.sampler_seed, index))
+    specs.append(trial.TrialSpec(
+        workload=study.workload, optimizer=optimizer, hparams=point, batch_size=batch_size,
+        train_steps=budget.train_steps, eval_every=budget.eval_every, seed=seed,
+        trial_id=f"{study.study_id}/t{index:04d}", study_id=study.study_id,
+        experiment=study.experiment, protocol_name=study.protocol.name,
+        protocol_hash=study.protocol_hash, trial_index=index, scientific=dict(study.scientific),
+        **study.trial_defaults))
+  return specs
+
+
+def objective_value(rec: Mapping[str, Any], objective: Mapping[str, Any]) -> float | None:
+  """The protocol's objective for one record (lower is better); None if failed/diverged."""
+  if rec.get("status") != "ok":
+    return None
+  if objective["name"] == "steps_to_goal":
+    return float(rec["goal_step"]) if rec.get("goal_step") is not None else math.inf
+  best = rec.get("best") or {}
+  v = best.get(f"val/{objective['metric']}")
+  return None if v is None else float(v)
+
+
+class StudyRunner:
+  """Runs the trials of one study that this process owns and nobody finished."""
+
+  def __init__(self, study: Study, output_dir: epath.PathLike, *, shard: tuple[int, int] = (0, 1),
+               log: Callable[[str], None] = print, trial_log: Callable[[str], None] | None = None):
+    self.study = study
+    self.dir = epath.Path(output_dir) / study.study_id
+    self.shard = shard
+    self.log = log
+    self.trial_log = trial_log or (lambda s: None)
+    self.num_trials = int(study.protocol.budget.num_trials)
+    self.adaptive = study.protocol.sampler.name == "bayesian"
+
+  # ----- setup, before any compute -----
+  def prepare(self) -> list[trial.PreparedTrial]:
+    """Validate the protocol and every trial's settings; write study.json."""
+    protocols.validate(self.study.protocol)
+    self._write_metadata()
+    points = protocols.sample_points(self.study.protocol, self.study.sampler_seed,
+                                     self.num_trials, self._history())
+    return [trial.prepare(s) for s in trial_specs(self.study, points)]
+
+  def _write_metadata(self) -> None:
+    meta = self.study.metadata()
+    path = self.dir / "study.json"
+    if path.exists():
+      try:
+        old = store.read_json(path)
+      except (OSError, ValueError):
+        old = None
+      if old is not None and old.get("protocol_hash") != meta["protocol_hash"]:
+        raise store.StoreError(f"{path} holds protocol {old.get('protocol_hash')}, not "
+                               f"{meta['protocol_hash']}; use another --output_dir")
+      if old is not None and old.get("study_hash") != meta["study_hash"]:
+        raise store.StoreError(f"{path} holds a study with other settings "
+                               f"({old.get('settings')}); use another --output_dir")
+      if old is not None:
+        return
+    store.write_json_atomic(path, meta)
+
+  def _records(self) -> dict[int, dict[str, Any]]:
+    out = {}
+    if not self.dir.exists():
+      return out
+    for d in self.dir.iterdir():
+      if d.name.startswith("t") and store.has_record(d):
+        try:
+          rec = store.read_json(d / store.RECORD)
+          out[int(rec["trial_index"])] = rec
+        except (OSError, ValueError, KeyError):
+          self.log(f"warning: unreadable record in {d}; the trial will be rerun")
+    return out
+
+  def _history(self) -> list[tuple[dict, float | None]]:
+    if not self.adaptive:
+      return []
+    recs = self._records()
+    history = []
+    for i in sorted(recs):
+      if i >= self.num_trials:
+        break
+      point = {**recs[i]["hparams"], "optimizer": recs[i]["optimizer"]}
+      history.append((point, objective_value(recs[i], self.study.protocol.objective)))
+    return history
+
+  # ----- execution -----
+  def run(self, prepared: Sequence[trial.PreparedTrial] | None = None) -> dict[str, int]:
+    """Run owned, unfinished trials; then the best point's extra seeds if any."""
+    prepared = list(prepared) if prepared is not None else self.prepare()
+    counts = {"ran": 0, "skipped": 0, "busy": 0}
+    t_start = time.perf_counter()
+    for p in prepared:
+      i = p.spec.trial_index
+      if i % self.shard[1] != self.shard[0]:
+        continue
+      if self.adaptive:  # the point depends on the trials finished so far
+        p = self._adaptive_trial(i)
+      self._run_one(p, counts, t_start)
+    self._rerun_best(counts, t_start)
+    return counts
+
+  def _adaptive_trial(self, index: int) -> trial.PreparedTrial:
+    point = protocols.sample_points(self.study.protocol, self.study.sampler_seed, index + 1,
+                                    self._history())[index]
+    return trial.prepare(trial_specs(self.study, [point], start=index)[0])
+
+  def _run_one(self, p: trial.PreparedTrial, counts: dict[str, int], t_start: float) -> None:
+    tdir = self.dir / f"t{p.spec.trial_index:04d}"
+    if store.has_record(tdir):
+      counts["skipped"] += 1
+      return
+    lock = store.TrialLock(tdir)
+    if not lock.acquire():
+      counts["busy"] += 1
+      return
+    try:
+      if store.has_record(tdir):  # finished by another copy while we looked
+        counts["skipped"] += 1
+        return
+      rec = trial.run(p, log=self.trial_log)
+      store.write_json_atomic(tdir / store.RECORD, rec)
+    finally:
+      lock.release()
+    counts["ran"] += 1
+    self.log(self._progress(rec, counts, t_start))
+
+  def _progress(self, rec: Mapping[str, Any], counts: Mapping[str, int], t_start: float) -> str:
+    done = len(self._records())
+    total = self.num_trials + int(self.study.protocol.budget.rerun_best_seeds or 0)
+    elapsed = time.perf_counter() - t_start
+    mine_left = max(total - done, 0) / self.shard[1]
+    eta = elapsed / counts["ran"] * mine_left
+    obj = objective_value(rec, self.study.protocol.objective)
+    best = rec.get("best") or {}
+    metric = f"val/{rec['workload']['goal']['metric']}"
+    return (f"[{self.study.study_id}] trial {rec['trial_index'] + 1}/{total} {rec['status']:8s} "
+            f"{metric} {best.get(metric, float('nan')):.4g}  goal@{rec['goal_step']}  "
+            f"objective {obj if obj is not None else '-'}  ({rec['wall_time_sec']:.1f}s, "
+            f"{done}/{total} done, ETA {_duration(eta)})")
+
+  def _rerun_best(self, counts: dict[str, int], t_start: float) -> None:
+    extra = int(self.study.protocol.budget.rerun_best_seeds or 0)
+    if not extra:
+      return
+    recs = self._records()
+    missing = [i for i in range(self.num_trials) if i not in recs]
+    if missing:
+      self.log(f"[{self.study.study_id}] {len(missing)} trials unfinished elsewhere: the "
+               f"best point's {extra} reruns wait for them (run again to do them)")
+      return
+    scored = [(objective_value(recs[i], self.study.protocol.objective), i)
+              for i in range(self.num_trials)]
+    scored = [(v, i) for v, i in scored if v is not None]
+    if not scored:
+      self.log(f"[{self.study.study_id}] no successful trial to rerun")
+      return
+    best = recs[min(scored)[1]]
+    point = {**best["hparams"], "optimizer": best["optimizer"]}
+    base = self.study.study_seed
+    seeds = [base + 1 + j for j in range(extra)]  # DeepOBS: seed 42 then 43, 44, ...
+    specs = trial_specs(self.study, [point] * extra, start=self.num_trials, seeds=seeds)
+    # Own reruns first, then any other shard's not yet taken: a shard that
+    # finished early has already left, so the last one to finish does the rest
+    # (the trial lock keeps each rerun to one process).
+    specs.sort(key=lambda p: p.trial_index % self.shard[1] != self.shard[0])
+    for p in specs:
+      self._run_one(trial.prepare(p), counts, t_start)
+
+
+def _duration(sec: float) -> str:
+  if not math.isfinite(sec):
+    return "?"
+  sec = int(sec)
+  return f"{sec // 3600}h{sec % 3600 // 60:02d}m" if sec >= 3600 else f"{sec // 60}m{sec % 60:02d}s"
