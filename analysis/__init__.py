@@ -23,3 +23,9 @@ __all__ = [
     "best_of_k_bootstrap", "best_of_k_exact", "expected_best_of_k", "optimizer_scores",
     "ranking_table", "inclusion_check", "performance_profile",
 ]
+
+# The playbook's checks. analysis.plots and analysis.report are imported on their own:
+# they load matplotlib (Agg backend), which `import analysis` should not do.
+from analysis.playbook import boundary_check, isolation, trial_vs_study_variance  # noqa: E402
+
+__all__ += ["boundary_check", "isolation", "trial_vs_study_variance"]

@@ -1,0 +1,577 @@
+"""A Markdown report of a results directory: every analysis that applies, with figures.
+
+  python -m analysis.report --results_dir=DIR --out=OUTDIR
+
+writes OUTDIR/report.md and OUTDIR/figures/*.png. Every section is always
+present; one that does not apply to these results says "not applicable:
+<reason>", so a reader knows it was considered. Scores are best/val/<goal
+metric> of each trial (retrospective checkpoint selection), lower is better;
+diverged trials score +inf where a budget is spent on them (best-of-k,
+rankings, isolation). Keep OUTDIR outside DIR: files there would be reported as
+foreign on the next load.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import re
+import sys
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from analysis import playbook
+from analysis import plots
+from analysis.best_of_k import best_of_k
+from analysis.load import Results, load
+from analysis.profiles import performance_profile
+from analysis.rankings import inclusion_check, optimizer_scores, ranking_table
+from analysis.steps_to_result import best_under_budget, bootstrap_scaling, optimal_effective_lr
+
+SCORE = "score"
+REPORT = "report.md"
+FIGURES = "figures"
+SCALING_GROUPS = ["workload", "optimizer", "protocol_name"]
+MAX_FIGURES = 40          # per section; the rest are listed, not drawn
+CURVE_PANELS = 12         # studies per training-curves figure
+BEST_OF_K_LINES = 8       # studies per best-of-k figure
+
+log = logging.getLogger(__name__)
+
+
+class ReportError(ValueError):
+  """Bad input (missing results dir, unwritable output): one line, no traceback."""
+
+
+class NotApplicable(Exception):
+  """A section that does not apply to these results; the message says why."""
+
+
+@dataclasses.dataclass
+class Context:
+  """What every section reads: the loaded tables and where figures go."""
+  results_dir: str
+  out_dir: str
+  results: Results
+  trials: pd.DataFrame        # analysis.load trials plus the SCORE column
+  curves: pd.DataFrame
+  spaces: dict[str, dict[str, Any]]
+  n_boot: int = 1000
+  k_curves: int = 3
+  seed: int = 0
+  _names: set[str] = dataclasses.field(default_factory=set)
+
+  def figure(self, name: str) -> str:
+    """A fresh PNG path under OUTDIR/figures for `name`."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[:100] or "figure"
+    base, i = slug, 1
+    while slug in self._names:
+      i += 1
+      slug = f"{base}_{i}"
+    self._names.add(slug)
+    return os.path.join(self.out_dir, FIGURES, slug + ".png")
+
+  def image(self, path: str, alt: str) -> str:
+    rel = os.path.relpath(path, self.out_dir).replace(os.sep, "/")
+    return f"![{alt}]({rel})"
+
+
+# -------------------------------------------------------------------- Markdown helpers
+
+def _cell(v: Any) -> str:
+  if v is None:
+    return "–"
+  if isinstance(v, (bool, np.bool_)):
+    return "yes" if v else "no"
+  if isinstance(v, (int, np.integer)):
+    return str(int(v))
+  if isinstance(v, (float, np.floating)):
+    if math.isnan(v):
+      return "–"
+    return "inf" if math.isinf(v) else f"{v:.4g}"
+  return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def md_table(df: pd.DataFrame) -> list[str]:
+  """A Markdown table (pandas' to_markdown needs tabulate, which we do not require)."""
+  if df.empty:
+    return ["(empty)"]
+  cols = [str(c) for c in df.columns]
+  lines = ["| " + " | ".join(_cell(c) for c in cols) + " |",
+           "|" + "|".join("---" for _ in cols) + "|"]
+  for row in df.itertuples(index=False):
+    lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+  return lines
+
+
+def _band(v: Any, lo: Any, hi: Any) -> str:
+  return f"{_cell(v)} [{_cell(lo)}, {_cell(hi)}]"
+
+
+def _bands(df: pd.DataFrame, v: str, lo: str, hi: str) -> list[str]:
+  """'value [lo, hi]' per row."""
+  return [_band(a, b, c) for a, b, c in zip(df[v], df[lo], df[hi])]
+
+
+def _labels(df: pd.DataFrame, keys: Sequence[str]) -> list[str]:
+  """'a / b / c' per row from the key columns."""
+  keys = [k for k in keys if k in df.columns]
+  return [" / ".join(_cell(v) for v in row) for row in zip(*(df[k] for k in keys))] \
+      if keys else [""] * len(df)
+
+
+def varying(t: pd.DataFrame, cols: Sequence[str]) -> list[str]:
+  return [c for c in cols if c in t.columns and t[c].nunique(dropna=False) > 1]
+
+
+def sci_columns(t: pd.DataFrame) -> list[str]:
+  return sorted(c for c in t.columns if str(c).startswith(playbook.SCI))
+
+
+# ------------------------------------------------------------------------------ sections
+
+def _summary(ctx: Context) -> list[str]:
+  t = ctx.trials
+  if t.empty:
+    return [f"No trial records found under `{ctx.results_dir}`."]
+  status = t["status"].value_counts()
+  counts = ", ".join(f"{s} {int(status.get(s, 0))}" for s in ("ok", "diverged", "failed"))
+  lines = [f"Results directory: `{ctx.results_dir}`", "",
+           f"- studies: {t['study_id'].nunique()} ({len(ctx.results.studies)} with study.json)",
+           f"- trials: {len(t)} ({counts})"]
+  for col, name in (("experiment", "experiments"), ("workload", "workloads"),
+                    ("protocol_name", "protocols"), ("optimizer", "optimizers")):
+    vals = sorted(str(v) for v in t[col].dropna().unique())
+    lines.append(f"- {name}: {', '.join(vals) if vals else '–'}")
+  lines += ["", "Score: best validation value of the goal metric (retrospective checkpoint "
+            "selection), lower is better.", ""]
+  return lines + md_table(_study_table(t))
+
+
+def _study_table(t: pd.DataFrame) -> pd.DataFrame:
+  sci = sci_columns(t)
+  rows = []
+  for sid, g in t.groupby("study_id", sort=True):
+    setting = ", ".join(f"{c[len(playbook.SCI):]}={_cell(g[c].iloc[0])}" for c in sci
+                        if g[c].notna().any())
+    ok = g[g["status"] == "ok"][SCORE]
+    rows.append({"study": sid, "workload": g["workload"].iloc[0],
+                 "protocol": g["protocol_name"].iloc[0],
+                 "optimizer": ", ".join(sorted(map(str, g["optimizer"].dropna().unique()))),
+                 "setting": setting, "trials": len(g),
+                 "ok": int((g["status"] == "ok").sum()),
+                 "diverged": int((g["status"] == "diverged").sum()),
+                 "failed": int((g["status"] == "failed").sum()),
+                 "best score": float(ok.min()) if ok.notna().any() else np.nan})
+  return pd.DataFrame(rows)
+
+
+def _problems(ctx: Context) -> list[str]:
+  probs = ctx.results.problems
+  if not probs:
+    return ["None: every file under the results directory was read."]
+  return [f"{len(probs)} file(s) skipped:", ""] + [f"- `{p}`" for p in probs]
+
+
+def scaling_trials(ctx: Context) -> pd.DataFrame:
+  """Trials of groups (workload/optimizer/protocol) that ran two or more batch sizes."""
+  t = ctx.trials
+  if t.empty:
+    raise NotApplicable("no trials")
+  t = t[t["goal_metric"].notna() & t["goal_threshold"].notna()]
+  if t.empty:
+    raise NotApplicable("no trial records a goal (goal metric and threshold)")
+  n_batch = t.groupby(SCALING_GROUPS, dropna=False)["batch_size"].transform("nunique")
+  t = t[n_batch >= 2]
+  if t.empty:
+    raise NotApplicable("batch size does not vary within any workload/optimizer/protocol")
+  return t
+
+
+def _steps_to_result(ctx: Context) -> list[str]:
+  t = scaling_trials(ctx)
+  boot = bootstrap_scaling(t, ctx.curves, groups=SCALING_GROUPS, n_boot=ctx.n_boot,
+                           seed=ctx.seed)
+  path = plots.steps_to_result_plot(boot.table, ctx.figure("steps_to_result"),
+                                    estimates=boot.estimates, groups=SCALING_GROUPS)
+  tab = pd.DataFrame({
+      "group": _labels(boot.table, SCALING_GROUPS), "batch size": boot.table["batch_size"],
+      "steps to result [90% band]": _bands(boot.table, "steps_to_result", "lo", "hi"),
+      "perfect scaling": boot.table["perfect_steps"],
+      "P(reached)": boot.table["p_reached"], "eligible trials": boot.table["n_eligible"]})
+  est = pd.DataFrame({
+      "group": _labels(boot.estimates, SCALING_GROUPS),
+      "perfect-scaling limit [band]": _bands(boot.estimates, "perfect_limit",
+                                             "perfect_limit_lo", "perfect_limit_hi"),
+      "max useful batch size [band]": _bands(boot.estimates, "max_useful_batch",
+                                             "max_useful_batch_lo", "max_useful_batch_hi"),
+      "saturation observed": boot.estimates["saturation_observed"]})
+  none = ([f"**No batch size reached its goal** ({_goals(t)})", ""]
+          if not boot.table["steps_to_result"].notna().any() else [])
+  return (["Shallue et al.'s rule: per batch size, the first eval step at which any "
+           "non-diverged trial is strictly below the goal. Bands resample trials "
+           f"({ctx.n_boot} bootstrap replicates); inf: no resampled trial reached the goal.",
+           ""] + none + [ctx.image(path, "steps to result vs batch size"), ""] + md_table(tab)
+          + ["", "Scaling regimes:", ""] + md_table(est))
+
+
+def _goals(t: pd.DataFrame) -> str:
+  pairs = t[["goal_metric", "goal_threshold"]].drop_duplicates()
+  return ", ".join(f"val/{m} < {_cell(v)}" for m, v in zip(pairs["goal_metric"],
+                                                          pairs["goal_threshold"]))
+
+
+def _effective_lr(ctx: Context) -> list[str]:
+  t = scaling_trials(ctx)
+  if "hp/learning_rate" not in t.columns:
+    raise NotApplicable("trials record no learning_rate hyperparameter")
+  tab = optimal_effective_lr(t, ctx.curves, by=SCALING_GROUPS + ["batch_size"])
+  if not tab["effective_lr"].notna().any():
+    raise NotApplicable("no batch size reached the goal, so no fastest trial")
+  path = plots.effective_lr_plot(tab, ctx.figure("effective_lr"), groups=SCALING_GROUPS)
+  show = pd.DataFrame({"group": _labels(tab, SCALING_GROUPS),
+                       "batch size": tab["batch_size"], "steps to result": tab["steps_to_result"],
+                       "learning rate": tab["learning_rate"], "momentum": tab["momentum"],
+                       "effective lr": tab["effective_lr"],
+                       "fastest trial": tab["fastest_trial_id"]})
+  return (["Effective learning rate lr / (1 - momentum) of the fastest trial per batch size "
+           "(Shallue et al. Fig. 8), against linear and square-root scaling.", "",
+           ctx.image(path, "optimal effective learning rate"), ""] + md_table(show))
+
+
+def _budget(ctx: Context) -> list[str]:
+  t = scaling_trials(ctx)
+  lines = ["Best validation value reachable within a budget of steps and of epochs, per "
+           "batch size (Shallue et al. Fig. 11).", ""]
+  for workload, tw in t.groupby("workload", dropna=False, sort=True):
+    metric = str(tw["goal_metric"].dropna().iloc[0])
+    by = ["optimizer", "batch_size"]
+    steps = best_under_budget(tw, ctx.curves, unit="steps", metric=metric, by=by)
+    epochs = (best_under_budget(tw, ctx.curves, unit="epochs", metric=metric, by=by)
+              if tw["num_train_examples"].notna().all() else None)
+    path = plots.budget_plot(steps, epochs, ctx.figure(f"budget_{workload}"), by=by,
+                             metric=f"val/{metric}", title=f"{workload}: best val/{metric} "
+                             "within a budget")
+    final = steps.sort_values("budget").groupby(by, dropna=False).tail(1)
+    lines += [f"**{_cell(workload)}**", "", ctx.image(path, f"budget {workload}"), ""]
+    if epochs is None:
+      lines += ["(epoch panel empty: num_train_examples unknown)", ""]
+    lines += md_table(final.rename(columns={"budget": "largest step budget",
+                                            "best": f"best val/{metric}"})) + [""]
+  return lines
+
+
+def _best_of_k(ctx: Context) -> list[str]:
+  t = ctx.trials[ctx.trials["status"] != "failed"]
+  sizes = t.groupby("study_id").size()
+  t = t[t["study_id"].isin(sizes[sizes >= 2].index)]
+  if t.empty:
+    raise NotApplicable("no study has two or more finished trials")
+  table = best_of_k(t, by="study_id", score=SCORE, n_boot=ctx.n_boot, seed=ctx.seed)
+  studies = sorted(table["study_id"].unique())
+  lines = ["Distribution of the best score among k trials drawn with replacement from a "
+           "study (bands: 90% bootstrap; dashed: Dodge et al.'s closed form). Diverged trials "
+           "score +inf: they spend budget and yield nothing.", ""]
+  for i in range(0, min(len(studies), BEST_OF_K_LINES * MAX_FIGURES), BEST_OF_K_LINES):
+    part = table[table["study_id"].isin(studies[i:i + BEST_OF_K_LINES])]
+    lines += [ctx.image(plots.best_of_k_plot(part, ctx.figure(f"best_of_k_{i}")),
+                        "best of k"), ""]
+  rows = []
+  for sid, g in table.groupby("study_id", sort=True):
+    n = int(g["n_trials"].iloc[0])
+    for k in sorted({1, max(1, n // 2), n}):
+      r = g[g["k"] == k].iloc[0]
+      rows.append({"study": sid, "trials": n, "diverged": int(r["n_diverged"]), "k": k,
+                   "median best [band]": _band(r["median"], r["lo"], r["hi"]),
+                   "E[best] closed form": r["exact_mean"], "P(inf)": r["p_inf"],
+                   "test of selected (median)": r["test_median"]})
+  return lines + md_table(pd.DataFrame(rows))
+
+
+def _ranking_keys(t: pd.DataFrame) -> list[str]:
+  sci = [c for c in varying(t, sci_columns(t)) if c != "sci/optimizer"]
+  return ["workload", "protocol_name"] + sci
+
+
+def _rankings(ctx: Context) -> list[str]:
+  t = ctx.trials
+  if t.empty:
+    raise NotApplicable("no trials")
+  by = _ranking_keys(t)
+  n_opt = t.groupby(by, dropna=False)["optimizer"].transform("nunique")
+  t = t[n_opt >= 2]
+  if t.empty:
+    raise NotApplicable("no workload/protocol was run with more than one optimizer")
+  scores = optimizer_scores(t, by=by, score=SCORE, n_boot=ctx.n_boot, seed=ctx.seed)
+  ranks = ranking_table(scores, by=by).reset_index()
+  pairs = inclusion_check(scores, by=by, all_pairs=True)
+  verdict = playbook.inclusion_verdict(pairs)
+  path = plots.ranking_plot(scores, ctx.figure("rankings"), inclusion=pairs, by=by)
+  show = pd.DataFrame({
+      "group": _labels(scores, by), "optimizer": scores["optimizer"],
+      "trials": scores["n_trials"], "diverged": scores["n_diverged"],
+      "best val [band]": _bands(scores, "best_val", "val_lo", "val_hi"),
+      "test at best [band]": _bands(scores, "test_at_best", "test_lo", "test_hi")})
+  per_study = t.groupby(by + ["optimizer"], dropna=False)["study_id"].nunique()
+  lines = ["Per protocol, each optimizer's best validation score and the test score of that "
+           "trial (Choi et al.: selection by validation, report test). Bands resample the "
+           "study's trials (study variance).", "", f"**{verdict}**", "",
+           ctx.image(path, "rankings"), ""] + md_table(show)
+  if (per_study > 1).any():
+    lines += ["", "Note: some optimizer/protocol groups pool several studies."]
+  lines += ["", "Ranks (1 = best):", ""] + md_table(ranks)
+  if not pairs.empty:
+    lines += ["", "Inclusion pairs (special ⊆ general; gap = general − special):", ""]
+    lines += md_table(pairs)
+  return lines
+
+
+def _profiles(ctx: Context) -> list[str]:
+  t = ctx.trials
+  if t.empty or not np.isfinite(pd.to_numeric(t["goal_step"], errors="coerce")).any():
+    raise NotApplicable("no trial reached its goal (goal_step)")
+  t = t.assign(submission=t["optimizer"].astype(str) + " | " + t["protocol_name"].astype(str))
+  if t["submission"].nunique() < 2:
+    raise NotApplicable("one optimizer/protocol only: nothing to compare")
+  t, dropped = _one_setting(t)
+  if t["submission"].nunique() < 2:
+    raise NotApplicable("fewer than two optimizer/protocol pairs ran one scientific setting "
+                        "per workload (profiles compare repeated studies of one setting)")
+  prof = performance_profile(t, time_col="goal_step", statuses=("ok",))
+  path = plots.performance_profile_plot(prof.profile, ctx.figure("performance_profile"),
+                                        score=prof.score)
+  times = prof.times.reset_index()
+  note = ([f"Left out (several scientific settings per workload): {', '.join(dropped)}.", ""]
+          if dropped else [])
+  return (["AlgoPerf-style: per workload, the median over studies of the fastest finished "
+           "trial's steps to the goal; ratio to the best submission; score = normalised area "
+           "under the profile up to ratio 4.", ""] + note
+          + [ctx.image(path, "performance profile"), ""] + md_table(times) + ["", "Scores:", ""]
+          + md_table(prof.score.reset_index().rename(columns={"index": "submission"})))
+
+
+def score_label(t: pd.DataFrame) -> str:
+  goals = t["goal_metric"].dropna().unique()
+  return f"best val/{goals[0]}" if len(goals) == 1 else "best validation score"
+
+
+def _one_setting(t: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+  """Submissions that ran a single scientific setting on every workload, and the others."""
+  sci = [c for c in sci_columns(t) if c != "sci/optimizer"]
+  if not sci:
+    return t, []
+  n = t.groupby(["submission", "workload"], dropna=False)[sci].nunique(dropna=False).max(axis=1)
+  bad = sorted({s for (s, _), v in n.items() if v > 1})
+  return t[~t["submission"].isin(bad)], bad
+
+
+def _axis_plots(ctx: Context) -> list[str]:
+  checked, flagged, figures = [], [], []
+  for sid, g in ctx.trials.groupby("study_id", sort=True):
+    space = ctx.spaces.get(str(sid))
+    bc = playbook.boundary_check(g, score_col=SCORE, space=space)
+    if bc.empty or len(playbook.scored_trials(g, SCORE)) < 3:
+      continue
+    checked.append((sid, g, space, bc))
+    for r in bc[bc["flagged"]].itertuples():
+      flagged.append({"study": sid, "parameter": r.param, "edge": r.side,
+                      "message": r.message})
+  if not checked:
+    raise NotApplicable("no study has three or more finished trials and a varying "
+                        "numeric hyperparameter")
+  bad = {f["study"] for f in flagged}
+  checked.sort(key=lambda c: c[0] not in bad)  # flagged studies drawn first
+  for sid, g, space, bc in checked[:MAX_FIGURES]:
+    path = plots.axis_plot(g, ctx.figure(f"axis_{sid}"), score_col=SCORE, space=space,
+                           boundary=bc, title=f"{sid}: score vs hyperparameters",
+                           ylabel=score_label(g))
+    figures += [f"{ctx.image(path, f'axis plot {sid}')}", ""]
+  n_params = sum(bc["param"].nunique() for *_, bc in checked)
+  lines = [f"Checked {len(checked)} studies ({n_params} study-parameter pairs): the best "
+           "max(3, 10%) finished trials against the outer 10% of each searched range "
+           "(search-space bounds from study.json when known, else the observed range).", ""]
+  if flagged:
+    lines += [f"**Boundary warnings ({len(flagged)}):**", ""] + md_table(pd.DataFrame(flagged))
+  else:
+    lines += ["No study has its best trials at a search-space edge."]
+  if len(checked) > MAX_FIGURES:
+    lines += ["", f"Figures for {MAX_FIGURES} of {len(checked)} studies (flagged first)."]
+  return lines + [""] + figures
+
+
+def _isolation(ctx: Context) -> list[str]:
+  t = ctx.trials
+  sci = varying(t, sci_columns(t))
+  if not sci:
+    raise NotApplicable("no scientific hyperparameter (sci/*) varies across studies")
+  lines = ["Best score per value of each scientific hyperparameter, nuisance "
+           "hyperparameters optimised away (min over that value's trials); bands resample "
+           "the trials.", ""]
+  for col in sci:
+    own = "optimizer" if col == "sci/optimizer" else None
+    by = [c for c in varying(t, ["workload", "optimizer", "protocol_name"]) if c != own]
+    tab = playbook.isolation(t, scientific=col, score_col=SCORE, by=by, n_boot=ctx.n_boot,
+                             seed=ctx.seed)
+    path = plots.isolation_plot(tab, ctx.figure(f"isolation_{col}"), scientific=col, by=by)
+    show = tab[by + [col, "n_trials", "n_diverged"]].assign(**{
+        "best [band]": _bands(tab, "value", "lo", "hi"),
+        "best trial": tab["best_trial_id"]})
+    lines += [f"**{col}**", "", ctx.image(path, f"isolation {col}"), ""] + md_table(show)
+    lines += [""]
+  return lines
+
+
+def _training_curves(ctx: Context) -> list[str]:
+  if ctx.curves.empty:
+    raise NotApplicable("no evaluation curves")
+  t = ctx.trials[ctx.trials["trial_id"].isin(ctx.curves["trial_id"].unique())]
+  studies = sorted(t["study_id"].unique())
+  lines = [f"Validation (solid) and training (dashed) goal metric of the {ctx.k_curves} best "
+           "finished trials of each study: look for overfitting (validation rising), noise "
+           "late in training, and trials still improving at the end.", ""]
+  for wl, tw in t.groupby("workload", dropna=False, sort=True):
+    ids = sorted(tw["study_id"].unique())
+    for i in range(0, min(len(ids), CURVE_PANELS * MAX_FIGURES), CURVE_PANELS):
+      part = tw[tw["study_id"].isin(ids[i:i + CURVE_PANELS])]
+      path = plots.training_curves_plot(part, ctx.curves, ctx.figure(f"curves_{wl}_{i}"),
+                                        score_col=SCORE, k=ctx.k_curves)
+      lines += [ctx.image(path, f"training curves {wl}"), ""]
+  return lines + [f"{len(studies)} studies drawn."]
+
+
+def _variance(ctx: Context) -> list[str]:
+  if ctx.trials.empty:
+    raise NotApplicable("no trials")
+  vc = playbook.trial_vs_study_variance(ctx.trials, score_col=SCORE)
+  if not vc.available:
+    part = ""
+    if vc.trial is not None:
+      part = f" (trial variance alone: {_cell(vc.trial_var)} over {len(vc.trial)} points)"
+    if vc.study is not None:
+      part = f" (study variance alone: {_cell(vc.study_var)} over {len(vc.study)} settings)"
+    raise NotApplicable(vc.reason + part)
+  keys = playbook.setting_columns(ctx.trials)
+  def short(df: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame({"setting": _labels(df, [k for k in keys if df[k].notna().any()])})
+    if "point" in df.columns:
+      out["point"] = df["point"].to_numpy()
+    return out.assign(n=df["n"].to_numpy(), mean=df["mean"].to_numpy(),
+                      var=df["var"].to_numpy())
+  return ([f"**{vc.verdict}**", "",
+           f"- trial variance (seeds of one point, pooled): {_cell(vc.trial_var)}",
+           f"- study variance (best of a study over studies, pooled): {_cell(vc.study_var)}",
+           f"- ratio {_cell(vc.ratio)}, F-test p = {_cell(vc.f_pvalue)}, Brown-Forsythe "
+           f"p = {_cell(vc.levene_pvalue)}", "", "Repeated points:", ""]
+          + md_table(short(vc.trial)) + ["", "Repeated studies:", ""]
+          + md_table(short(vc.study)))
+
+
+SECTIONS: tuple[tuple[str, Callable[[Context], list[str]]], ...] = (
+    ("Summary", _summary),
+    ("Load problems", _problems),
+    ("Steps to result", _steps_to_result),
+    ("Effective learning rate", _effective_lr),
+    ("Budget", _budget),
+    ("Best-of-k", _best_of_k),
+    ("Rankings and inclusion check", _rankings),
+    ("Performance profiles", _profiles),
+    ("Hyperparameter axis plots and boundary check", _axis_plots),
+    ("Isolation", _isolation),
+    ("Training curves", _training_curves),
+    ("Trial vs study variance", _variance),
+)
+
+
+# ------------------------------------------------------------------------------ driver
+
+def _section(ctx: Context, title: str, build: Callable[[Context], list[str]]) -> list[str]:
+  try:
+    body = build(ctx)
+  except NotApplicable as e:
+    body = [f"not applicable: {e}"]
+  except Exception as e:  # noqa: BLE001 - one broken section must not lose the report
+    log.warning("report section %r failed", title, exc_info=True)
+    body = [f"error while building this section: {type(e).__name__}: {e}"]
+  return [f"## {title}", ""] + body + [""]
+
+
+def _prepare_out(out_dir: str) -> None:
+  try:
+    os.makedirs(os.path.join(out_dir, FIGURES), exist_ok=True)
+  except OSError as e:
+    raise ReportError(f"--out {out_dir}: cannot create ({e.strerror or e})") from None
+  if not os.access(out_dir, os.W_OK):
+    raise ReportError(f"--out {out_dir}: not writable")
+
+
+def context(results_dir: str, out_dir: str, **options: Any) -> Context:
+  """Loaded results with the report's score column, for sections and paper figures."""
+  results = load(results_dir)
+  trials = results.trials.assign(**{SCORE: playbook.default_score(results.trials)})
+  return Context(results_dir, out_dir, results, trials, results.curves,
+                 playbook.search_spaces(results.studies), **options)
+
+
+def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+                 n_boot: int = 1000, k_curves: int = 3, seed: int = 0) -> str:
+  """Write OUTDIR/report.md (and figures/) for a results directory; return its path.
+
+  Raises ReportError (one line) for a missing results directory or an unwritable
+  output folder.
+  """
+  results_dir, out_dir = os.fspath(results_dir), os.fspath(out_dir)
+  if not os.path.isdir(results_dir):
+    raise ReportError(f"--results_dir {results_dir}: not a directory")
+  _prepare_out(out_dir)
+  ctx = context(results_dir, out_dir, n_boot=n_boot, k_curves=k_curves, seed=seed)
+  lines = [f"# Results report: {os.path.basename(os.path.abspath(results_dir))}", ""]
+  for title, build in SECTIONS:
+    lines += _section(ctx, title, build)
+  path = os.path.join(out_dir, REPORT)
+  try:
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+      f.write("\n".join(lines).rstrip() + "\n")
+    os.replace(path + ".tmp", path)
+  except OSError as e:
+    raise ReportError(f"--out {out_dir}: cannot write {REPORT} ({e.strerror or e})") from None
+  return path
+
+
+# --------------------------------------------------------------------------------- CLI
+
+def _define_flags() -> None:
+  """Flags exist only when run as a program, so importers' own flags never clash."""
+  from absl import flags
+  flags.DEFINE_string("results_dir", None, "Results directory to report on (a bench output "
+                      "folder of <study_id>/study.json and <study_id>/<trial>/record.json).")
+  flags.DEFINE_string("out", None, "Output folder for report.md and figures/ (created if "
+                      "missing; keep it outside --results_dir).")
+  flags.DEFINE_integer("n_boot", 1000, "Bootstrap replicates behind every band.")
+  flags.DEFINE_integer("k_curves", 3, "Best trials per study whose training curves are drawn.")
+  flags.DEFINE_integer("seed", 0, "Seed of the bootstrap resampling.")
+  flags.mark_flags_as_required(["results_dir", "out"])
+
+
+def main(argv: Sequence[str]) -> int:
+  from absl import flags
+  if len(argv) > 1:
+    print(f"error: unexpected arguments {' '.join(argv[1:])}", file=sys.stderr)
+    return 1
+  f = flags.FLAGS
+  try:
+    path = write_report(f.results_dir, f.out, n_boot=f.n_boot, k_curves=f.k_curves,
+                        seed=f.seed)
+  except ReportError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  print(path)
+  return 0
+
+
+if __name__ == "__main__":
+  from absl import app
+  _define_flags()
+  app.run(main)
