@@ -1,0 +1,27 @@
+"""Tuning playbook: isolation plot. Best score per value of a scientific
+hyperparameter (--scientific, default: the first that varies), nuisance
+hyperparameters optimised away, bootstrap bands."""
+from absl import flags
+
+from analysis import playbook, plots, report
+from paper_figures import common
+
+_SCIENTIFIC = flags.DEFINE_string("scientific", None, "Column, e.g. sci/batch_size.")
+
+
+def make(ctx, out):
+  t = ctx.trials
+  varying = report.varying(t, report.sci_columns(t))
+  col = _SCIENTIFIC.value or (varying[0] if varying else None)
+  if col is None or col not in t.columns:
+    raise report.NotApplicable("no scientific hyperparameter varies (give --scientific)")
+  own = "optimizer" if col == "sci/optimizer" else None
+  by = [c for c in report.varying(t, ["workload", "optimizer", "protocol_name"]) if c != own]
+  tab = playbook.isolation(t, scientific=col, score_col=report.SCORE, by=by, n_boot=ctx.n_boot,
+                           seed=ctx.seed)
+  plots.isolation_plot(tab, out, scientific=col, by=by)
+  return tab
+
+
+if __name__ == "__main__":
+  common.run(make, "playbook isolation plot")

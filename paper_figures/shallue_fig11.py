@@ -1,0 +1,28 @@
+"""Shallue et al. 2018, Fig. 11: best validation error within a step budget vs
+within an epoch budget, per batch size (one workload: the first, or --workload)."""
+from absl import flags
+
+from analysis import plots, report
+from analysis.steps_to_result import best_under_budget
+from paper_figures import common
+
+_WORKLOAD = flags.DEFINE_string("workload", None, "Workload to draw (default: the first).")
+
+
+def make(ctx, out):
+  t = report.scaling_trials(ctx)
+  workload = _WORKLOAD.value or sorted(t["workload"].dropna().unique())[0]
+  t = t[t["workload"] == workload]
+  if t.empty:
+    raise report.NotApplicable(f"no batch-scaling trials of workload {workload!r}")
+  metric = str(t["goal_metric"].dropna().iloc[0])
+  by = ["optimizer", "batch_size"]
+  steps = best_under_budget(t, ctx.curves, unit="steps", metric=metric, by=by)
+  epochs = best_under_budget(t, ctx.curves, unit="epochs", metric=metric, by=by)
+  plots.budget_plot(steps, epochs, out, by=by, metric=f"val/{metric}",
+                    title=f"{workload}: best val/{metric} within a budget")
+  return steps.sort_values("budget").groupby(by).tail(1)
+
+
+if __name__ == "__main__":
+  common.run(make, "Shallue Fig. 11")

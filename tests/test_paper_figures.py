@@ -1,0 +1,75 @@
+"""Both experiment recipes at `smoke` scale, then the report and every paper figure.
+
+One real (tiny) run on the embedded MNIST-1D MLP feeds everything, so this is
+the end-to-end check that stored records flow into each analysis.
+"""
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from analysis import report
+from bench import run as run_lib, study as study_lib
+from conftest import ROOT
+from protocols.experiments import batch_scaling, optimizer_ranking
+
+FIGURES = sorted(p.stem for p in pathlib.Path(ROOT, "paper_figures").glob("*.py")
+                 if p.stem not in ("__init__", "common"))
+# The smoke recipes rerun no point over seeds and no study over study seeds, so
+# trial-vs-study variance cannot apply; every other section must.
+NOT_APPLICABLE_AT_SMOKE = {"Trial vs study variance"}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+  root = tmp_path_factory.mktemp("smoke_results")
+  for recipe in (batch_scaling, optimizer_ranking):
+    for s in run_lib.expand(recipe.get_config("mnist1d_mlp,smoke")):
+      study_lib.StudyRunner(s, root, log=lambda m: None).run()
+  return root
+
+
+def test_smoke_recipes_store_every_trial(results):
+  import analysis
+  res = analysis.load(str(results))
+  assert not res.problems
+  # batch_scaling: 2 batch sizes x 4; optimizer_ranking: 2 optimizers x 2 Choi levels x 2
+  # + 2 optimizers x 2 DeepOBS grid points.
+  assert len(res.trials) == 8 + 8 + 4
+  assert set(res.trials["protocol_name"]) == {"shallue", "choi_lr", "choi_all",
+                                              "deepobs_baseline"}
+  assert res.trials.loc[res.trials.protocol_name == "shallue", "goal_step"].notna().any()
+
+
+def test_report_from_smoke_run_has_every_applicable_section(results, tmp_path):
+  text = open(report.write_report(results, tmp_path / "report", n_boot=50)).read()
+  assert "error while building" not in text
+  for title, _ in report.SECTIONS:
+    body = text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0].strip()
+    if title in NOT_APPLICABLE_AT_SMOKE:
+      assert body.startswith("not applicable"), title
+    else:
+      assert not body.startswith("not applicable"), (title, body[:200])
+  assert "inclusion check:" in text
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_paper_figure_script(name, results, tmp_path):
+  out = tmp_path / f"{name}.png"
+  env = {**os.environ, "PYTHONPATH": ROOT}
+  p = subprocess.run([sys.executable, "-m", f"paper_figures.{name}", f"--results_dir={results}",
+                      f"--out={out}", "--n_boot=50"], cwd=ROOT, env=env, capture_output=True,
+                     text=True, timeout=300)
+  assert p.returncode == 0, p.stderr[-2000:]
+  assert out.stat().st_size > 5000 and p.stdout.strip().splitlines()[-1] == str(out)
+
+
+def test_paper_figure_bad_results_dir_is_one_line(tmp_path):
+  p = subprocess.run([sys.executable, "-m", "paper_figures.shallue_fig1",
+                      f"--results_dir={tmp_path / 'nope'}", f"--out={tmp_path / 'f.png'}"],
+                     cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True,
+                     text=True, timeout=120)
+  assert p.returncode != 0 and "Traceback" not in p.stderr
+  assert p.stderr.strip().splitlines()[-1].startswith("error: --results_dir")
