@@ -13,6 +13,7 @@ import time
 from absl import app, flags
 
 import analysis
+from analysis import report
 from bench import run as run_lib, store, study as study_lib
 from protocols.experiments import batch_scaling
 
@@ -44,15 +45,8 @@ def main(argv):
   table = analysis.steps_to_result(res.trials, res.curves, by="batch_size")
   print("\nsteps to result (val/error < goal) per batch size:")
   print(table.to_string())
-  report_dir = out / "report"
-  try:
-    from analysis import report
-  except ImportError:
-    print("(analysis.report not available: no figures)")
-    return
-  path = report.write_report(str(results), str(report_dir))
+  path = report.write_report(str(results), str(out / "report"))
   print(f"\nreport: {path}")
-
 
 if __name__ == "__main__":
   app.run(main)
