@@ -25,7 +25,7 @@ import logging
 import math
 import os
 import re
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd

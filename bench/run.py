@@ -13,8 +13,6 @@ with k local processes.
 """
 from __future__ import annotations
 
-import importlib
-import os
 import subprocess
 import sys
 import time
@@ -47,26 +45,13 @@ def parse_shard(text: str) -> tuple[int, int]:
   return i, n
 
 
-def expand(config) -> list[study_lib.Study]:
-  """The studies of an experiment config (its `experiment` names the recipe)."""
-  name = config.get("experiment")
-  if not name:
-    raise trial.ConfigError("the config has no 'experiment' field naming its recipe")
-  module_name = name if "." in name else f"protocols.experiments.{name}"
-  try:
-    module = importlib.import_module(module_name)
-  except ModuleNotFoundError:
-    raise trial.ConfigError(f"unknown experiment {name!r} (no module {module_name})") from None
-  return module.studies(config)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   try:
     shard = parse_shard(_SHARD.value)
     config = _CONFIG.value
-    studies = expand(config)
+    studies = study_lib.expand(config)
     out = store.check_writable(_OUTPUT_DIR.value)
     runners = [study_lib.StudyRunner(s, out, shard=shard,
                                      trial_log=print if _TRIAL_PROGRESS.value else None)

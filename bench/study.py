@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import json
 import math
 import re
@@ -45,7 +46,7 @@ class Study:
             "settings": settings}
 
   @property
-  def sampler_seed(self) -> int:
+  def point_seed(self) -> int:
     """Seed of the study's points and trial seeds. Studies that differ only in
     their scientific settings (e.g. batch size) get independent searches, as in
     Shallue et al.; a study without scientific settings uses study_seed itself."""
@@ -71,11 +72,24 @@ class Study:
             "experiment": self.experiment, "workload": self.workload,
             "protocol": protocols.as_plain(self.protocol), "protocol_hash": self.protocol_hash,
             "scientific": dict(self.scientific), "study_seed": self.study_seed,
-            "sampler_seed": self.sampler_seed, "settings": self.identity()["settings"]}
+            "point_seed": self.point_seed, "settings": self.identity()["settings"]}
 
 
 # Trial settings that change results, hence part of a study's identity.
 _RESULT_SETTINGS = ("dtype", "workload_args", "divergence_factor", "eval_test")
+
+
+def expand(config) -> list[Study]:
+  """The studies of an experiment config (its `experiment` names the recipe)."""
+  name = config.get("experiment")
+  if not name:
+    raise trial.ConfigError("the config has no 'experiment' field naming its recipe")
+  module_name = name if "." in name else f"protocols.experiments.{name}"
+  try:
+    module = importlib.import_module(module_name)
+  except ModuleNotFoundError:
+    raise trial.ConfigError(f"unknown experiment {name!r} (no module {module_name})") from None
+  return module.studies(config)
 
 
 def _short(k: str) -> str:
@@ -106,7 +120,7 @@ def trial_specs(study: Study, points: Sequence[Mapping[str, Any]], start: int = 
                                     "parameter and the experiment sets none")
     batch_size = study.scientific.get("batch_size", point.pop("batch_size", None))
     seed = (seeds[j] if seeds is not None
-            else trial_seed(study.protocol_hash, study.sampler_seed, index))
+            else trial_seed(study.protocol_hash, study.point_seed, index))
     specs.append(trial.TrialSpec(
         workload=study.workload, optimizer=optimizer, hparams=point, batch_size=batch_size,
         train_steps=budget.train_steps, eval_every=budget.eval_every, seed=seed,
@@ -146,7 +160,7 @@ class StudyRunner:
     """Validate the protocol and every trial's settings; write study.json."""
     protocols.validate(self.study.protocol)
     self._write_metadata()
-    points = protocols.sample_points(self.study.protocol, self.study.sampler_seed,
+    points = protocols.sample_points(self.study.protocol, self.study.point_seed,
                                      self.num_trials, self._history())
     return [trial.prepare(s) for s in trial_specs(self.study, points)]
 
@@ -210,7 +224,7 @@ class StudyRunner:
     return counts
 
   def _adaptive_trial(self, index: int) -> trial.PreparedTrial:
-    point = protocols.sample_points(self.study.protocol, self.study.sampler_seed, index + 1,
+    point = protocols.sample_points(self.study.protocol, self.study.point_seed, index + 1,
                                     self._history())[index]
     return trial.prepare(trial_specs(self.study, [point], start=index)[0])
 

@@ -9,7 +9,6 @@ bench/record.py). Bad input fails before any training with one line.
 """
 from __future__ import annotations
 
-import os
 import sys
 
 from absl import app, flags

@@ -14,7 +14,7 @@ from absl import app, flags
 
 import analysis
 from analysis import report
-from bench import run as run_lib, store, study as study_lib
+from bench import store, study as study_lib
 from protocols.experiments import batch_scaling
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs/demo", "Where results and the report go.")
@@ -34,7 +34,7 @@ def main(argv):
   except store.StoreError as e:
     sys.exit(f"error: {e}")
   results = out / "results"
-  studies = run_lib.expand(config)
+  studies = study_lib.expand(config)
   print(f"demo: batch scaling on {config.workload}, batch sizes {list(config.batch_sizes)}, "
         f"{config.num_trials} trials each, up to {config.train_steps} steps -> {results}", flush=True)
   t0 = time.perf_counter()

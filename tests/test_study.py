@@ -11,7 +11,7 @@ import pytest
 
 import analysis
 import protocols
-from bench import run as run_lib, study as study_lib, trial
+from bench import study as study_lib, trial
 from conftest import ROOT
 from protocols.experiments import preset
 
@@ -82,7 +82,7 @@ def test_every_preset_runs_end_to_end(tmp_path, name, optimizer):
   config = smoke_config(name, optimizer)
   if name == "algoperf_external":
     config.num_studies = 2
-  studies = run_lib.expand(config)
+  studies = study_lib.expand(config)
   for s in studies:
     study_lib.StudyRunner(s, tmp_path, log=lambda m: None).run()
   res = analysis.load(str(tmp_path))
@@ -97,8 +97,8 @@ def test_every_preset_runs_end_to_end(tmp_path, name, optimizer):
 
 
 def test_trial_ids_and_seeds_are_deterministic():
-  a = run_lib.expand(smoke_config("shallue"))[0]
-  b = run_lib.expand(smoke_config("shallue"))[0]
+  a = study_lib.expand(smoke_config("shallue"))[0]
+  b = study_lib.expand(smoke_config("shallue"))[0]
   points = protocols.sample_points(a.protocol, a.study_seed, 2)
   sa, sb = study_lib.trial_specs(a, points), study_lib.trial_specs(b, points)
   assert [(s.trial_id, s.seed) for s in sa] == [(s.trial_id, s.seed) for s in sb]
@@ -113,7 +113,7 @@ def test_trial_ids_and_seeds_are_deterministic():
     (lambda p: p.search_space.momentum.update(condition={"schedule_kind": ["x"]}), "schedule_kind"),
 ])
 def test_malformed_protocol_fails_before_training(tmp_path, mutate, message):
-  s = run_lib.expand(smoke_config("shallue"))[0]
+  s = study_lib.expand(smoke_config("shallue"))[0]
   mutate(s.protocol)
   with pytest.raises((protocols.ProtocolError, trial.ConfigError)) as e:
     study_lib.StudyRunner(s, tmp_path, log=lambda m: None).prepare()
@@ -129,7 +129,7 @@ def test_cli_malformed_config_is_one_line(tmp_path):
 
 
 def test_changed_protocol_in_same_directory_is_refused(tmp_path):
-  s = run_lib.expand(smoke_config("shallue"))[0]
+  s = study_lib.expand(smoke_config("shallue"))[0]
   study_lib.StudyRunner(s, tmp_path, log=lambda m: None).prepare()
   meta = tmp_path / s.study_id / "study.json"
   data = json.loads(meta.read_text())

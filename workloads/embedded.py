@@ -19,7 +19,6 @@ import os
 import sysconfig
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import numpy as np
 
