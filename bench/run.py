@@ -56,8 +56,8 @@ def main(argv):
     runners = [study_lib.StudyRunner(s, out, shard=shard,
                                      trial_log=print if _TRIAL_PROGRESS.value else None)
                for s in studies]
-    prepared = [r.prepare() for r in runners]  # every check before any training
-    if not (out / "experiment.json").exists():
+    prepared = [r.prepare(write=not _DRY_RUN.value) for r in runners]  # all checks first
+    if not _DRY_RUN.value and not (out / "experiment.json").exists():
       store.write_json_atomic(out / "experiment.json", config.to_dict())
   except (trial.ConfigError, protocols.ProtocolError, store.StoreError,
           workloads.UnknownWorkloadError, workloads.DataError) as e:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 import uuid
 from typing import Any
 
@@ -80,16 +81,23 @@ class TrialLock:
     self.path = os.path.join(os.fspath(trial_dir), LOCK)
     self._fd: int | None = None
 
-  def acquire(self) -> bool:
+  def acquire(self, attempts: int = 1, wait: float = 0.05) -> bool:
+    """Take the lock; False if another process holds it after `attempts` tries.
+
+    Runners pass attempts > 1 so that a momentary probe (is_locked, e.g. from
+    bench.status) is never mistaken for a running copy of the trial."""
     os.makedirs(os.path.dirname(self.path), exist_ok=True)
     fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      os.close(fd)
-      return False
-    self._fd = fd
-    return True
+    for i in range(attempts):
+      try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._fd = fd
+        return True
+      except BlockingIOError:
+        if i + 1 < attempts:
+          time.sleep(wait)
+    os.close(fd)
+    return False
 
   def release(self) -> None:
     if self._fd is not None:
@@ -105,7 +113,8 @@ class TrialLock:
 
 
 def is_locked(trial_dir: epath.PathLike) -> bool:
-  """Whether some live process holds the trial's lock (i.e. it is running)."""
+  """Whether some live process holds the trial's lock (i.e. it is running).
+  Probes by taking the lock for an instant (see TrialLock.acquire)."""
   lock = TrialLock(trial_dir)
   if not os.path.exists(lock.path):
     return False

@@ -156,10 +156,12 @@ class StudyRunner:
     self.adaptive = study.protocol.sampler.name == "bayesian"
 
   # ----- setup, before any compute -----
-  def prepare(self) -> list[trial.PreparedTrial]:
-    """Validate the protocol and every trial's settings; write study.json."""
+  def prepare(self, write: bool = True) -> list[trial.PreparedTrial]:
+    """Validate the protocol and every trial's settings; write study.json
+    (unless `write` is False: a dry run leaves the store untouched)."""
     protocols.validate(self.study.protocol)
-    self._write_metadata()
+    if write:
+      self._write_metadata()
     points = protocols.sample_points(self.study.protocol, self.study.point_seed,
                                      self.num_trials, self._history())
     return [trial.prepare(s) for s in trial_specs(self.study, points)]
@@ -234,7 +236,7 @@ class StudyRunner:
       counts["skipped"] += 1
       return
     lock = store.TrialLock(tdir)
-    if not lock.acquire():
+    if not lock.acquire(attempts=5):
       counts["busy"] += 1
       return
     try:

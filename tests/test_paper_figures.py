@@ -16,7 +16,7 @@ from conftest import ROOT
 from protocols.experiments import batch_scaling, optimizer_ranking
 
 FIGURES = sorted(p.stem for p in pathlib.Path(ROOT, "paper_figures").glob("*.py")
-                 if p.stem not in ("__init__", "common"))
+                 if p.stem not in ("__init__", "common", "deepobs_table"))
 # The smoke recipes rerun no point over seeds and no study over study seeds, so
 # trial-vs-study variance cannot apply; every other section must.
 NOT_APPLICABLE_AT_SMOKE = {"Trial vs study variance"}
@@ -73,3 +73,27 @@ def test_paper_figure_bad_results_dir_is_one_line(tmp_path):
                      text=True, timeout=120)
   assert p.returncode != 0 and "Traceback" not in p.stderr
   assert p.stderr.strip().splitlines()[-1].startswith("error: --results_dir")
+
+
+def test_readme_demo_runs_at_a_tiny_size(tmp_path):
+  p = subprocess.run([sys.executable, "-m", "scripts.demo", f"--output_dir={tmp_path}",
+                      "--num_trials=2", "--batch_sizes=32,128", "--train_steps=100"],
+                     cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True,
+                     text=True, timeout=600)
+  assert p.returncode == 0, p.stderr[-2000:]
+  assert "steps to result" in p.stdout and (tmp_path / "report" / "report.md").is_file()
+  assert p.stdout.strip().splitlines()[-1] == f"report: {tmp_path / 'report' / 'report.md'}"
+
+
+def test_deepobs_table_script(tmp_path):
+  from analysis import importers
+  if not os.path.isfile(importers.DEEPOBS_CSV):
+    pytest.skip(f"DeepOBS baselines file absent: {importers.DEEPOBS_CSV}")
+  out = tmp_path / "table.md"
+  p = subprocess.run([sys.executable, "-m", "paper_figures.deepobs_table", f"--out={out}"],
+                     cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True,
+                     text=True, timeout=300)
+  assert p.returncode == 0, p.stderr[-2000:]
+  table = out.read_text()
+  assert table.splitlines()[0] == "| test problem | metric | sgd | momentum | adam |"
+  assert table.strip() in open(os.path.join(ROOT, "README.md")).read()  # README shows it as is

@@ -137,3 +137,10 @@ def test_changed_protocol_in_same_directory_is_refused(tmp_path):
   meta.write_text(json.dumps(data))
   with pytest.raises(Exception, match="holds protocol"):
     study_lib.StudyRunner(s, tmp_path, log=lambda m: None).prepare()
+
+
+def test_dry_run_lists_points_and_writes_nothing(tmp_path):
+  p = bench_run(f"--config={SMOKE}", f"--output_dir={tmp_path}", "--dry_run")
+  out, err = p.communicate(timeout=120)
+  assert p.returncode == 0, err[-2000:]
+  assert "t0000 nesterov" in out and list(tmp_path.iterdir()) == []

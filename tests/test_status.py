@@ -1,0 +1,49 @@
+"""bench.status: counts from the store alone, while a study runs and after."""
+import os
+import subprocess
+import sys
+
+from bench import status as status_lib, store, study as study_lib
+from conftest import ROOT
+from protocols.experiments import preset
+
+
+def smoke_study():
+  c = preset.get_config("shallue,mnist1d_mlp,,smoke")
+  c.num_trials, c.train_steps, c.eval_every = 3, 10, 10   # + 1 rerun of the best
+  return study_lib.expand(c)[0]
+
+
+def test_counts_during_and_after_a_study(tmp_path):
+  s = smoke_study()
+  study_lib.StudyRunner(s, tmp_path, shard=(0, 2), log=lambda m: None).run()  # t0, t2
+  sdir = str(tmp_path / s.study_id)
+  lock = store.TrialLock(os.path.join(sdir, "t0001"))
+  assert lock.acquire()  # as a live runner of trial 1 would hold it
+  st = status_lib.study_status(sdir)
+  assert (st.total, st.finished, st.running, st.interrupted, st.pending) == (4, 2, 1, 0, 1)
+  assert st.ok + st.diverged + st.failed == 2 and st.mean_trial_sec > 0
+  lock.release()  # the runner died without a record
+  st = status_lib.study_status(sdir)
+  assert (st.running, st.interrupted, st.pending) == (0, 1, 1)
+  probe = store.TrialLock(os.path.join(sdir, "t0001"))
+  assert probe.acquire()  # bench.status's probe left the lock free
+  probe.release()
+
+  study_lib.StudyRunner(s, tmp_path, log=lambda m: None).run()
+  st = status_lib.study_status(sdir)
+  assert (st.finished, st.running, st.interrupted, st.pending, st.eta_sec) == (4, 0, 0, 0, 0.0)
+
+  p = subprocess.run([sys.executable, "-m", "bench.status", f"--output_dir={tmp_path}"],
+                     cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True,
+                     text=True, timeout=120)
+  assert p.returncode == 0, p.stderr
+  row = next(line for line in p.stdout.splitlines() if line.startswith(s.study_id))
+  assert row.split()[1] == "4/4"
+
+
+def test_missing_directory_is_one_line(tmp_path):
+  p = subprocess.run([sys.executable, "-m", "bench.status", f"--output_dir={tmp_path / 'x'}"],
+                     cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True,
+                     text=True, timeout=120)
+  assert p.returncode != 0 and p.stderr.strip().startswith("error: --output_dir")
