@@ -36,6 +36,7 @@ def trial_config() -> ml_collections.ConfigDict:
   c.max_steps_per_dispatch = 500                 # steps fused into one device call
   c.divergence_factor = 100.0                    # diverged if loss > factor x initial
   c.eval_test = True
+  c.checkpoint_every_sec = 600.0                 # mid-trial checkpoint cadence (wall time)
   return c
 
 

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from bench import checkpoint
 from bench import data as data_lib
 from workloads.base import Workload
 
@@ -31,6 +32,10 @@ class LoopConfig:
   max_steps_per_dispatch: int = 500
   divergence_factor: float = 100.0  # diverged if loss > factor * initial loss
   eval_test: bool = True
+  # Mid-trial checkpoints (in-memory workloads): a save every this many seconds of
+  # wall time, so trials shorter than that never write one; resumed on restart.
+  checkpoint_dir: str | None = None
+  checkpoint_every_sec: float = 600.0
 
 
 @dataclasses.dataclass
@@ -160,7 +165,18 @@ def run_loop(workload: Workload, tx: optax.GradientTransformation, cfg: LoopConf
   t_start = time.perf_counter()
   train_time, timed_steps, first_dispatch = 0.0, 0, True
   status, reason, diverged_step = "ok", "", None
+  ckpt = (checkpoint.TrialCheckpointer(cfg.checkpoint_dir)
+          if cfg.checkpoint_dir and stream is None else None)
+  restored = ckpt.restore((carry, order)) if ckpt else None
+  if restored is not None:
+    (carry, order), meta = restored
+    step, initial_loss, curve = meta["step"], meta["initial_loss"], meta["curve"]
+    t_start -= meta["elapsed"]
+    log(f"resumed from the checkpoint at step {step}")
+  last_save = time.perf_counter()
   for end in _boundaries(cfg):
+    if end <= step:
+      continue
     t0 = time.perf_counter()
     if stream is None:
       carry, order, losses = run_chunk(carry, order, jnp.int32(step), end - step)
@@ -187,6 +203,13 @@ def run_loop(workload: Workload, tx: optax.GradientTransformation, cfg: LoopConf
       row.update(evaluator(eval_params(p, carry[2]), s))
       curve.append(row)
       log(_progress_line(row, cfg, timed_steps, train_time))
+    if ckpt and step < cfg.train_steps and \
+        time.perf_counter() - last_save >= cfg.checkpoint_every_sec:
+      ckpt.save(step, (carry, order), {"initial_loss": initial_loss, "curve": curve,
+                                       "elapsed": time.perf_counter() - t_start})
+      last_save = time.perf_counter()
+  if ckpt:
+    ckpt.clear()
   steps_per_sec = timed_steps / train_time if train_time > 0 else float("nan")
   if math.isnan(steps_per_sec) and step:
     steps_per_sec = step / max(time.perf_counter() - t_start, 1e-9)

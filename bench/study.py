@@ -243,7 +243,7 @@ class StudyRunner:
       if store.has_record(tdir):  # finished by another copy while we looked
         counts["skipped"] += 1
         return
-      rec = trial.run(p, log=self.trial_log)
+      rec = trial.run(p, log=self.trial_log, checkpoint_dir=str(tdir / "checkpoint"))
       store.write_json_atomic(tdir / store.RECORD, rec)
     finally:
       lock.release()

@@ -43,7 +43,8 @@ def main(argv):
       batch_size=c.batch_size, train_steps=c.train_steps, eval_every=c.eval_every, seed=c.seed,
       data_dir=_DATA_DIR.value, workload_args=workload_args, dtype=c.dtype,
       max_steps_per_dispatch=c.max_steps_per_dispatch,
-      divergence_factor=c.divergence_factor, eval_test=c.eval_test)
+      divergence_factor=c.divergence_factor, eval_test=c.eval_test,
+      checkpoint_every_sec=c.checkpoint_every_sec)
   try:
     prepared = trial.prepare(spec)
     out = None
@@ -56,7 +57,8 @@ def main(argv):
     print(f"{prepared.workload.name} ({prepared.workload.goal}) | {spec.optimizer} "
           f"{prepared.hparams} | batch {lc.batch_size}, {lc.train_steps} steps, eval every "
           f"{lc.eval_every}, seed {spec.seed}", flush=True)
-    rec = trial.run(prepared, log=lambda s: print(s, flush=True))
+    rec = trial.run(prepared, log=lambda s: print(s, flush=True),
+                    checkpoint_dir=str(out / "checkpoint") if out is not None else None)
   except (trial.ConfigError, store.StoreError, workloads.DataError) as e:
     sys.exit(f"error: {e}")
   best = rec["best"] or {}

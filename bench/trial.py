@@ -36,6 +36,7 @@ class TrialSpec:
   max_steps_per_dispatch: int = 500
   divergence_factor: float = 100.0
   eval_test: bool = True
+  checkpoint_every_sec: float = 600.0   # mid-trial checkpoints (see bench/checkpoint.py)
   # Identity within a study (empty for a lone `bench.train` run).
   trial_id: str = "trial"
   study_id: str = ""
@@ -78,21 +79,25 @@ def prepare(spec: TrialSpec) -> PreparedTrial:
     raise ConfigError(str(e)) from None
   cfg = loop.LoopConfig(batch_size=batch_size, train_steps=train_steps, eval_every=eval_every,
                         seed=spec.seed, max_steps_per_dispatch=spec.max_steps_per_dispatch,
-                        divergence_factor=spec.divergence_factor, eval_test=spec.eval_test)
+                        divergence_factor=spec.divergence_factor, eval_test=spec.eval_test,
+                        checkpoint_every_sec=spec.checkpoint_every_sec)
   return PreparedTrial(spec, workload, hparams, cfg)
 
 
-def run(prepared: PreparedTrial, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run(prepared: PreparedTrial, log: Callable[[str], None] = print,
+        checkpoint_dir: str | None = None) -> dict[str, Any]:
   """Train and return the record. Divergence and errors become a status, not
   an exception, so one bad trial never takes down its study (data errors,
-  which would fail every trial alike, still raise)."""
+  which would fail every trial alike, still raise). With `checkpoint_dir`, a
+  long trial saves its state there and a rerun resumes from it."""
   spec, w = prepared.spec, prepared.workload
+  loop_config = dataclasses.replace(prepared.loop_config, checkpoint_dir=checkpoint_dir)
   started = _now()
   t0 = time.perf_counter()
   tx = optimizers.build(spec.optimizer, prepared.hparams, train_steps=prepared.loop_config.train_steps)
   try:
     result = loop.run_loop(
-        w, tx, prepared.loop_config, log=log,
+        w, tx, loop_config, log=log,
         eval_params=lambda p, s: optimizers.eval_params(spec.optimizer, p, s))
     status, reason = result.status, result.status_reason
     curve, diverged_step = result.curve, result.diverged_step

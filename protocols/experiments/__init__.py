@@ -41,6 +41,7 @@ def base_config(experiment: str, workload: str, scale: str) -> ml_collections.Co
   c.max_steps_per_dispatch = 500
   c.divergence_factor = 100.0
   c.eval_test = True
+  c.checkpoint_every_sec = 600.0   # mid-trial checkpoints of long trials (wall time)
   return c
 
 
@@ -48,4 +49,5 @@ def trial_defaults(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return {"data_dir": config.data_dir or None, "dtype": config.dtype,
           "workload_args": workloads.parse_args(config.workload_args),
           "max_steps_per_dispatch": config.max_steps_per_dispatch,
-          "divergence_factor": config.divergence_factor, "eval_test": config.eval_test}
+          "divergence_factor": config.divergence_factor, "eval_test": config.eval_test,
+          "checkpoint_every_sec": config.checkpoint_every_sec}

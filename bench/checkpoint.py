@@ -1,0 +1,54 @@
+"""Mid-trial checkpoints, so a preempted trial resumes where it stopped.
+
+A checkpoint is orbax's save of the loop state (parameters, model state,
+optimizer state, data order) at a dispatch boundary, in `step_<N>/`, plus
+`state.json` naming it together with the step, the curve so far and the loop's
+counters. state.json is written atomically only after orbax has finished, so
+it always names a complete checkpoint; older ones are removed after that.
+Randomness is a function of the global step, so a resumed trial computes
+exactly what the uninterrupted one would have.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+from etils import epath
+
+from bench import store
+
+STATE = "state.json"
+
+
+class TrialCheckpointer:
+  def __init__(self, directory: epath.PathLike):
+    self.dir = epath.Path(directory)
+    if "://" not in str(directory):
+      self.dir = self.dir.absolute()  # orbax wants absolute paths
+    self._ckpt = ocp.StandardCheckpointer()
+
+  def restore(self, like: Any) -> tuple[Any, dict[str, Any]] | None:
+    """(state shaped like `like`, metadata) of the last complete save, or None."""
+    if not (self.dir / STATE).exists():
+      return None
+    meta = store.read_json(self.dir / STATE)
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+    state = self._ckpt.restore(self.dir / meta["name"], abstract)
+    return state, meta
+
+  def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
+    """Blocking save (the caller donates these buffers to the next dispatch)."""
+    name = f"step_{step}"
+    target = self.dir / name
+    target.rmtree(missing_ok=True)  # left by a save that died before state.json named it
+    self._ckpt.save(target, state)
+    self._ckpt.wait_until_finished()
+    store.write_json_atomic(self.dir / STATE, {**meta, "step": step, "name": name})
+    for old in self.dir.glob("step_*"):
+      if old.name != name:
+        old.rmtree(missing_ok=True)
+
+  def clear(self) -> None:
+    """Remove every checkpoint: the trial has its record now."""
+    self.dir.rmtree(missing_ok=True)
