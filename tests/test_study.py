@@ -144,3 +144,18 @@ def test_dry_run_lists_points_and_writes_nothing(tmp_path):
   out, err = p.communicate(timeout=120)
   assert p.returncode == 0, err[-2000:]
   assert "t0000 nesterov" in out and list(tmp_path.iterdir()) == []
+
+
+def test_slurm_array_script_runs_its_shard(tmp_path):
+  script = os.path.join(ROOT, "scripts", "slurm_array.sh")
+  args = ["bash", script, SMOKE, str(tmp_path), "--config.num_trials=4",
+          "--config.rerun_best_seeds=0", "--config.train_steps=10", "--config.eval_every=10"]
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": ROOT}
+  for task in (0, 1):  # what a 2-task array runs, one task after the other
+    p = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**env, "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_ARRAY_TASK_ID": str(task)})
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "ran 2, already done 0" in p.stdout  # its own two of the four
+  check_exactly(tmp_path, 4)
+  p = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+  assert p.returncode != 0 and "not a Slurm array task" in p.stderr
