@@ -99,8 +99,10 @@ class Evaluator:
 
 def run_loop(workload: Workload, tx: optax.GradientTransformation, cfg: LoopConfig, *,
              eval_params: Callable[[Any, Any], Any] = lambda p, s: p,
-             log: Callable[[str], None] = print) -> LoopResult:
-  """Train one trial; returns its eval curve and status (never raises on divergence)."""
+             log: Callable[[str], None] = print,
+             on_eval: Callable[[Mapping[str, float]], None] = lambda row: None) -> LoopResult:
+  """Train one trial; returns its eval curve and status (never raises on divergence).
+  `on_eval` sees each curve row as it is made (e.g. a TensorBoard writer)."""
   key = jax.random.key(cfg.seed)
   init_key, data_key, step_key = jax.random.split(key, 3)
   params, model_state = workload.init(init_key)
@@ -202,6 +204,7 @@ def run_loop(workload: Workload, tx: optax.GradientTransformation, cfg: LoopConf
              "train/batch_loss": float(losses[-1])}
       row.update(evaluator(eval_params(p, carry[2]), s))
       curve.append(row)
+      on_eval(row)
       log(_progress_line(row, cfg, timed_steps, train_time))
     if ckpt and step < cfg.train_steps and \
         time.perf_counter() - last_save >= cfg.checkpoint_every_sec:

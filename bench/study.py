@@ -243,7 +243,8 @@ class StudyRunner:
       if store.has_record(tdir):  # finished by another copy while we looked
         counts["skipped"] += 1
         return
-      rec = trial.run(p, log=self.trial_log, checkpoint_dir=str(tdir / "checkpoint"))
+      rec = trial.run(p, log=self.trial_log, checkpoint_dir=str(tdir / "checkpoint"),
+                      events_dir=str(tdir / "events"))
       store.write_json_atomic(tdir / store.RECORD, rec)
     finally:
       lock.release()

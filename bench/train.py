@@ -58,7 +58,8 @@ def main(argv):
           f"{prepared.hparams} | batch {lc.batch_size}, {lc.train_steps} steps, eval every "
           f"{lc.eval_every}, seed {spec.seed}", flush=True)
     rec = trial.run(prepared, log=lambda s: print(s, flush=True),
-                    checkpoint_dir=str(out / "checkpoint") if out is not None else None)
+                    checkpoint_dir=str(out / "checkpoint") if out is not None else None,
+                    events_dir=str(out / "events") if out is not None else None)
   except (trial.ConfigError, store.StoreError, workloads.DataError) as e:
     sys.exit(f"error: {e}")
   best = rec["best"] or {}

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 import jax
 
 import workloads
-from bench import loop, optimizers, record, schedules
+from bench import events, loop, optimizers, record, schedules
 
 
 class ConfigError(ValueError):
@@ -85,19 +85,26 @@ def prepare(spec: TrialSpec) -> PreparedTrial:
 
 
 def run(prepared: PreparedTrial, log: Callable[[str], None] = print,
-        checkpoint_dir: str | None = None) -> dict[str, Any]:
+        checkpoint_dir: str | None = None, events_dir: str | None = None) -> dict[str, Any]:
   """Train and return the record. Divergence and errors become a status, not
   an exception, so one bad trial never takes down its study (data errors,
   which would fail every trial alike, still raise). With `checkpoint_dir`, a
-  long trial saves its state there and a rerun resumes from it."""
-  spec, w = prepared.spec, prepared.workload
+  long trial saves its state there and a rerun resumes from it; with
+  `events_dir`, its eval curve is also written as TensorBoard events."""
   loop_config = dataclasses.replace(prepared.loop_config, checkpoint_dir=checkpoint_dir)
+  with events.EventWriter(events_dir, prepared.spec, prepared.hparams) as writer:
+    return _run(prepared, loop_config, log, writer)
+
+
+def _run(prepared: PreparedTrial, loop_config: loop.LoopConfig, log: Callable[[str], None],
+         writer: events.EventWriter) -> dict[str, Any]:
+  spec, w = prepared.spec, prepared.workload
   started = _now()
   t0 = time.perf_counter()
   tx = optimizers.build(spec.optimizer, prepared.hparams, train_steps=prepared.loop_config.train_steps)
   try:
     result = loop.run_loop(
-        w, tx, loop_config, log=log,
+        w, tx, loop_config, log=log, on_eval=writer.write,
         eval_params=lambda p, s: optimizers.eval_params(spec.optimizer, p, s))
     status, reason = result.status, result.status_reason
     curve, diverged_step = result.curve, result.diverged_step

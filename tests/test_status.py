@@ -47,3 +47,34 @@ def test_missing_directory_is_one_line(tmp_path):
                      cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True,
                      text=True, timeout=120)
   assert p.returncode != 0 and p.stderr.strip().startswith("error: --output_dir")
+
+
+def _scalars(events_dir):
+  """{tag: [(step, value)]} from TensorBoard event files (TFRecord framing)."""
+  import struct
+  from tensorboardX.proto import event_pb2
+  out = {}
+  for name in os.listdir(events_dir):
+    data = open(os.path.join(events_dir, name), "rb").read()
+    i = 0
+    while i < len(data):
+      (n,) = struct.unpack("<Q", data[i:i + 8])
+      ev = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+      i += 12 + n + 4
+      for v in ev.summary.value:
+        if v.HasField("simple_value"):
+          out.setdefault(v.tag, []).append((ev.step, v.simple_value))
+  return out
+
+
+def test_tensorboard_events_per_trial(tmp_path):
+  s = smoke_study()
+  study_lib.StudyRunner(s, tmp_path, log=lambda m: None).run()
+  tdir = next(d for d in sorted((tmp_path / s.study_id).glob("t*"))
+              if store.read_json(d / "record.json")["curve"])
+  rec = store.read_json(tdir / "record.json")
+  scalars = _scalars(str(tdir / "events"))
+  expected = [(r["step"], r["val/error"]) for r in rec["curve"]]
+  assert [(st, round(v, 5)) for st, v in scalars["val/error"]] == \
+      [(st, round(v, 5)) for st, v in expected]
+  assert not (tdir / "checkpoint").exists()
