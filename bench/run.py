@@ -27,8 +27,13 @@ from bench import store, study as study_lib, trial
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment recipe file[:args].")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Results directory (shared by all shards).")
 _SHARD = flags.DEFINE_string("shard", "0/1", "i/n: run the trials with index % n == i.")
-_EXECUTOR = flags.DEFINE_enum("executor", "sequential", ["sequential", "processes"],
-                              "sequential: this process; processes: --num_workers local shards.")
+_EXECUTOR = flags.DEFINE_enum("executor", "sequential", ["sequential", "processes", "ray"],
+                              "sequential: this process; processes: --num_workers local shards; "
+                              "ray: one Ray task per trial (pip install -e '.[ray]').")
+_RAY_ADDRESS = flags.DEFINE_string("ray_address", None, "Ray cluster address (host:port or "
+                                   "'auto'); default: start a local Ray for this run.")
+_CPUS_PER_TRIAL = flags.DEFINE_float("cpus_per_trial", 1.0, "Ray CPUs each trial task asks for.")
+_GPUS_PER_TRIAL = flags.DEFINE_float("gpus_per_trial", 0.0, "Ray GPUs each trial task asks for.")
 _NUM_WORKERS = flags.DEFINE_integer("num_workers", 2, "Processes for --executor=processes.")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Validate and list studies and points; train nothing.")
 _TRIAL_PROGRESS = flags.DEFINE_bool("trial_progress", False, "Print every eval of every trial.")
@@ -72,6 +77,14 @@ def main(argv):
     return
   if _EXECUTOR.value == "processes" and shard == (0, 1):
     sys.exit(_run_processes(_NUM_WORKERS.value))
+  if _EXECUTOR.value == "ray":
+    try:
+      from bench import ray_executor
+      ray_executor.run(runners, str(out), address=_RAY_ADDRESS.value,
+                       cpus_per_trial=_CPUS_PER_TRIAL.value, gpus_per_trial=_GPUS_PER_TRIAL.value)
+    except ImportError as e:
+      sys.exit(f"error: --executor=ray needs Ray: pip install -e '.[ray]' ({e})")
+    return
   t0 = time.perf_counter()
   try:
     for r, ps in zip(runners, prepared):

@@ -220,17 +220,17 @@ class StudyRunner:
       if i % self.shard[1] != self.shard[0]:
         continue
       if self.adaptive:  # the point depends on the trials finished so far
-        p = self._adaptive_trial(i)
-      self._run_one(p, counts, t_start)
-    self._rerun_best(counts, t_start)
+        p = self.adaptive_trial(i)
+      self.run_one(p, counts, t_start)
+    self.rerun_best(counts, t_start)
     return counts
 
-  def _adaptive_trial(self, index: int) -> trial.PreparedTrial:
+  def adaptive_trial(self, index: int) -> trial.PreparedTrial:
     point = protocols.sample_points(self.study.protocol, self.study.point_seed, index + 1,
                                     self._history())[index]
     return trial.prepare(trial_specs(self.study, [point], start=index)[0])
 
-  def _run_one(self, p: trial.PreparedTrial, counts: dict[str, int], t_start: float) -> None:
+  def run_one(self, p: trial.PreparedTrial, counts: dict[str, int], t_start: float) -> None:
     tdir = self.dir / f"t{p.spec.trial_index:04d}"
     if store.has_record(tdir):
       counts["skipped"] += 1
@@ -265,7 +265,7 @@ class StudyRunner:
             f"objective {obj if obj is not None else '-'}  ({rec['wall_time_sec']:.1f}s, "
             f"{done}/{total} done, ETA {_duration(eta)})")
 
-  def _rerun_best(self, counts: dict[str, int], t_start: float) -> None:
+  def rerun_best(self, counts: dict[str, int], t_start: float) -> None:
     extra = int(self.study.protocol.budget.rerun_best_seeds or 0)
     if not extra:
       return
@@ -291,7 +291,7 @@ class StudyRunner:
     # (the trial lock keeps each rerun to one process).
     specs.sort(key=lambda p: p.trial_index % self.shard[1] != self.shard[0])
     for p in specs:
-      self._run_one(trial.prepare(p), counts, t_start)
+      self.run_one(trial.prepare(p), counts, t_start)
 
 
 def _duration(sec: float) -> str:

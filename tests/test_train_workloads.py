@@ -69,11 +69,11 @@ def test_bench_train_runs_workload(name, tmp_path):
   argv = [f"--workload={name}", "--optimizer=nesterov", f"--workload_args={args}",
           f"--data_dir={tmp_path / 'data'}", f"--output_dir={out}",
           "--config.hparams.learning_rate=0.01", "--config.batch_size=4",
-          "--config.train_steps=4", "--config.eval_every=2", "--config.eval_test=False"]
+          "--config.train_steps=3", "--config.eval_every=3", "--config.eval_test=False"]
   printed = run_cli(argv, mock_examples or 0)
   rec = json.loads((out / "record.json").read_text())
   assert rec["status"] == "ok", rec["status_reason"]
-  assert [r["step"] for r in rec["curve"]] == [2, 4]
+  assert [r["step"] for r in rec["curve"]] == [3]  # one eval: full validation sets are slow on CPU
   metric = f"val/{rec['workload']['goal']['metric']}"
   assert all(math.isfinite(r[metric]) and math.isfinite(r["val/loss"]) for r in rec["curve"])
   assert rec["workload"]["args"] == json.loads(json.dumps(workloads.parse_args(args)))
