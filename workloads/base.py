@@ -58,6 +58,8 @@ class Workload(abc.ABC):
   in_memory: bool = True
   # Size of the fixed train subset evaluated at each eval (None: validation size).
   train_eval_examples: int | None = None
+  # Where the data came from (a file, or a tfds directory), set when it is read.
+  source: str | None = None
 
   def __init__(self, data_dir: str | None = None, dtype: str = "float32"):
     self.data_dir = data_dir
@@ -119,8 +121,11 @@ class Workload(abc.ABC):
 
   def describe(self) -> dict[str, Any]:
     """What a trial record stores about the workload."""
-    return {"name": self.name, "goal": str(self.goal), "dtype": self.dtype,
-            "num_train_examples": self.num_train_examples}
+    d = {"name": self.name, "goal": str(self.goal), "dtype": self.dtype,
+         "num_train_examples": self.num_train_examples}
+    if self.source:
+      d["data_source"] = self.source
+    return d
 
 
 # ----- helpers shared by workloads -----

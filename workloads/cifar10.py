@@ -100,7 +100,6 @@ class Cifar10ResNet8(ImageClassifier):
   def __init__(self, data_dir: str | None = None, dtype: str = "float32",
                zero_init_residual: bool = False):
     super().__init__(data_dir, dtype)
-    self.source: str | None = None
     self.model = CifarResNet(self.blocks_per_stage, num_classes=10,
                              zero_init_residual=zero_init_residual, dtype=self.compute_dtype)
 
@@ -134,12 +133,6 @@ class Cifar10ResNet8(ImageClassifier):
             f"holding cifar10.npz, or run {tfds_source.how_to_get('cifar10', self.data_dir)}"
         ) from None
     return tfds_source.image_splits(*official, self.num_validation, (32, 32, 3))
-
-  def describe(self):
-    d = super().describe()
-    if self.source:
-      d["data_source"] = self.source
-    return d
 
 
 class Cifar10ResNet32(Cifar10ResNet8):

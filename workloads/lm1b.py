@@ -387,7 +387,6 @@ class ShakespeareLm(_LmMixin, Workload):
     self.seq_len = seq_len
     self.model = TransformerLM(256, seq_len, num_layers, model_dim, num_heads, mlp_dim,
                                dtype=self.compute_dtype)
-    self.source: str | None = None
     self._text: bytes | None = None
 
   @property
@@ -426,8 +425,5 @@ class ShakespeareLm(_LmMixin, Workload):
     return self._text
 
   def describe(self):
-    d = super().describe()
-    d["text_sha256"] = hashlib.sha256(self.text()).hexdigest()[:16]
-    if self.source:
-      d["data_source"] = self.source
-    return d
+    sha = hashlib.sha256(self.text()).hexdigest()[:16]  # reading the text sets self.source
+    return {**super().describe(), "text_sha256": sha}

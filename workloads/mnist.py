@@ -86,7 +86,6 @@ class MnistCnn(Workload):
 
   def __init__(self, data_dir: str | None = None, dtype: str = "float32"):
     super().__init__(data_dir, dtype)
-    self.source: str | None = None
     self.model = SimpleCNN(10, self.pixel_mean, self.pixel_std, dtype=self.compute_dtype)
 
   # ----- model -----
@@ -145,12 +144,6 @@ class MnistCnn(Workload):
         f"{self.name}: no data found (looked for {'; '.join(looked)}); pass --data_dir "
         f"holding {self.npz_name} or the IDX files, or run "
         f"{tfds_source.how_to_get(self.tfds_name, self.data_dir)}")
-
-  def describe(self):
-    d = super().describe()
-    if self.source:
-      d["data_source"] = self.source
-    return d
 
 
 class FashionMnistCnn(MnistCnn):
