@@ -58,7 +58,7 @@ def run(runners: Sequence[study_lib.StudyRunner], output_dir: str, *, address: s
     for r in runners:
       sid = r.study.study_id
       n = ran[sid] + sum(ray.get(pending[sid]))
-      if r.study.protocol.budget.get("rerun_best_seeds"):
+      if r.num_reruns:
         n += ray.get(reruns_task.remote(r.study, output_dir))
       log(f"[{sid}] ran {n} on ray")
   finally:

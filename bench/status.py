@@ -18,7 +18,7 @@ import sys
 
 from absl import app, flags
 
-from bench import store
+from bench import store, study as study_lib
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Results directory written by bench.run.")
 
@@ -49,15 +49,12 @@ class StudyStatus:
     return left * self.mean_trial_sec / max(self.running, 1) if left else 0.0
 
 
-def _expected(study: dict) -> int:
-  budget = (study.get("protocol") or {}).get("budget") or {}
-  return int(budget.get("num_trials") or 0) + int(budget.get("rerun_best_seeds") or 0)
-
-
 def study_status(study_dir: str) -> StudyStatus:
   """Counts for one study folder (holding study.json and tNNNN/ trial folders)."""
   study = store.read_json(os.path.join(study_dir, "study.json"))
-  s = StudyStatus(study.get("study_id", os.path.basename(study_dir)), _expected(study))
+  budget = (study.get("protocol") or {}).get("budget") or {}
+  s = StudyStatus(study.get("study_id", os.path.basename(study_dir)),
+                  sum(study_lib.budget_trials(budget)))
   times = []
   for name in sorted(os.listdir(study_dir)):
     tdir = os.path.join(study_dir, name)
@@ -91,18 +88,12 @@ def collect(output_dir: str) -> list[StudyStatus]:
   return out
 
 
-def _eta(sec: float) -> str:
-  if not math.isfinite(sec):
-    return "?"
-  sec = int(round(sec))
-  return f"{sec // 3600}h{sec % 3600 // 60:02d}m" if sec >= 3600 else f"{sec // 60}m{sec % 60:02d}s"
-
-
 def format_table(rows: list[StudyStatus]) -> str:
   head = ("study", "done", "ok", "diverged", "failed", "running", "interrupted", "pending",
           "ETA")
   lines = [[r.study_id, f"{r.finished}/{r.total}", r.ok, r.diverged, r.failed, r.running,
-            r.interrupted + r.unreadable, r.pending, _eta(r.eta_sec)] for r in rows]
+            r.interrupted + r.unreadable, r.pending, study_lib.format_duration(r.eta_sec)]
+           for r in rows]
   if rows:
     total = sum(r.total for r in rows)
     lines.append(["all", f"{sum(r.finished for r in rows)}/{total}",

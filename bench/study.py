@@ -131,6 +131,12 @@ def trial_specs(study: Study, points: Sequence[Mapping[str, Any]], start: int = 
   return specs
 
 
+def budget_trials(budget: Mapping[str, Any]) -> tuple[int, int]:
+  """(search trials, seed reruns of the best point) of a protocol budget
+  (the ConfigDict, or its plain form as stored in study.json)."""
+  return int(budget.get("num_trials") or 0), int(budget.get("rerun_best_seeds") or 0)
+
+
 def objective_value(rec: Mapping[str, Any], objective: Mapping[str, Any]) -> float | None:
   """The protocol's objective for one record (lower is better); None if failed/diverged."""
   if rec.get("status") != "ok":
@@ -152,7 +158,7 @@ class StudyRunner:
     self.shard = shard
     self.log = log
     self.trial_log = trial_log or (lambda s: None)
-    self.num_trials = int(study.protocol.budget.num_trials)
+    self.num_trials, self.num_reruns = budget_trials(study.protocol.budget)
     self.adaptive = study.protocol.sampler.name == "bayesian"
 
   # ----- setup, before any compute -----
@@ -253,7 +259,7 @@ class StudyRunner:
 
   def _progress(self, rec: Mapping[str, Any], counts: Mapping[str, int], t_start: float) -> str:
     done = len(self._records())
-    total = self.num_trials + int(self.study.protocol.budget.rerun_best_seeds or 0)
+    total = self.num_trials + self.num_reruns
     elapsed = time.perf_counter() - t_start
     mine_left = max(total - done, 0) / self.shard[1]
     eta = elapsed / counts["ran"] * mine_left
@@ -263,10 +269,10 @@ class StudyRunner:
     return (f"[{self.study.study_id}] trial {rec['trial_index'] + 1}/{total} {rec['status']:8s} "
             f"{metric} {best.get(metric, float('nan')):.4g}  goal@{rec['goal_step']}  "
             f"objective {obj if obj is not None else '-'}  ({rec['wall_time_sec']:.1f}s, "
-            f"{done}/{total} done, ETA {_duration(eta)})")
+            f"{done}/{total} done, ETA {format_duration(eta)})")
 
   def rerun_best(self, counts: dict[str, int], t_start: float) -> None:
-    extra = int(self.study.protocol.budget.rerun_best_seeds or 0)
+    extra = self.num_reruns
     if not extra:
       return
     recs = self._records()
@@ -294,7 +300,8 @@ class StudyRunner:
       self.run_one(trial.prepare(p), counts, t_start)
 
 
-def _duration(sec: float) -> str:
+def format_duration(sec: float) -> str:
+  """'4m05s' / '1h02m' for progress lines; '?' when unknown."""
   if not math.isfinite(sec):
     return "?"
   sec = int(sec)
