@@ -13,6 +13,7 @@ from typing import Any
 import ml_collections
 
 import workloads
+from bench import config as trial_config_lib
 
 SCALES = ("smoke", "cpu", "paper")
 
@@ -37,17 +38,18 @@ def base_config(experiment: str, workload: str, scale: str) -> ml_collections.Co
   c.num_studies = 1
   c.data_dir = ""
   c.workload_args = ""   # e.g. 'image_size=64' (workloads.parse_args)
-  c.dtype = "float32"
-  c.max_steps_per_dispatch = 500
-  c.divergence_factor = 100.0
-  c.eval_test = True
-  c.checkpoint_every_sec = 600.0   # mid-trial checkpoints of long trials (wall time)
+  defaults = trial_config_lib.trial_config()  # one trial's defaults, as for bench.train
+  for k in TRIAL_SETTINGS:
+    c[k] = defaults[k]
   return c
 
 
+# Per-trial settings a recipe passes through to every trial (bench/config.py documents them).
+TRIAL_SETTINGS = ("dtype", "max_steps_per_dispatch", "divergence_factor", "eval_test",
+                  "checkpoint_every_sec")
+
+
 def trial_defaults(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  return {"data_dir": config.data_dir or None, "dtype": config.dtype,
+  return {"data_dir": config.data_dir or None,
           "workload_args": workloads.parse_args(config.workload_args),
-          "max_steps_per_dispatch": config.max_steps_per_dispatch,
-          "divergence_factor": config.divergence_factor, "eval_test": config.eval_test,
-          "checkpoint_every_sec": config.checkpoint_every_sec}
+          **{k: config[k] for k in TRIAL_SETTINGS}}
