@@ -264,13 +264,20 @@ def _budget(ctx: Context) -> list[str]:
   return lines
 
 
-def _best_of_k(ctx: Context) -> list[str]:
+def best_of_k_table(ctx: Context, max_studies: int | None = None) -> pd.DataFrame:
+  """best_of_k over every study with two or more finished trials (the first
+  `max_studies` by id); the best-of-k section and figure both use it."""
   t = ctx.trials[ctx.trials["status"] != "failed"]
   sizes = t.groupby("study_id").size()
-  t = t[t["study_id"].isin(sizes[sizes >= 2].index)]
-  if t.empty:
+  keep = sorted(sizes[sizes >= 2].index)[:max_studies]
+  if not keep:
     raise NotApplicable("no study has two or more finished trials")
-  table = best_of_k(t, by="study_id", score=SCORE, n_boot=ctx.n_boot, seed=ctx.seed)
+  return best_of_k(t[t["study_id"].isin(keep)], by="study_id", score=SCORE, n_boot=ctx.n_boot,
+                   seed=ctx.seed)
+
+
+def _best_of_k(ctx: Context) -> list[str]:
+  table = best_of_k_table(ctx)
   studies = sorted(table["study_id"].unique())
   lines = ["Distribution of the best score among k trials drawn with replacement from a "
            "study (bands: 90% bootstrap; dashed: Dodge et al.'s closed form). Diverged trials "
@@ -296,7 +303,9 @@ def _ranking_keys(t: pd.DataFrame) -> list[str]:
   return ["workload", "protocol_name"] + sci
 
 
-def _rankings(ctx: Context) -> list[str]:
+def ranking_scores(ctx: Context) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+  """(trials, optimizer_scores, group keys) of every group run with two or more
+  optimizers; the rankings section and Choi's figures both start here."""
   t = ctx.trials
   if t.empty:
     raise NotApplicable("no trials")
@@ -305,7 +314,11 @@ def _rankings(ctx: Context) -> list[str]:
   t = t[n_opt >= 2]
   if t.empty:
     raise NotApplicable("no workload/protocol was run with more than one optimizer")
-  scores = optimizer_scores(t, by=by, score=SCORE, n_boot=ctx.n_boot, seed=ctx.seed)
+  return t, optimizer_scores(t, by=by, score=SCORE, n_boot=ctx.n_boot, seed=ctx.seed), by
+
+
+def _rankings(ctx: Context) -> list[str]:
+  t, scores, by = ranking_scores(ctx)
   ranks = ranking_table(scores, by=by).reset_index()
   pairs = inclusion_check(scores, by=by, all_pairs=True)
   verdict = playbook.inclusion_verdict(pairs)

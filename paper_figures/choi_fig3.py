@@ -4,21 +4,12 @@ One panel per protocol (search space): each optimizer's best validation error
 and the test error of that trial, with bootstrap bands, and the inclusion
 check's verdict (a more general optimizer should be no worse)."""
 from analysis import plots, report
-from analysis.rankings import inclusion_check, optimizer_scores
+from analysis.rankings import inclusion_check
 from paper_figures import common
 
 
-def scores(ctx):
-  t = ctx.trials
-  by = ["workload", "protocol_name"]
-  t = t[t.groupby(by, dropna=False)["optimizer"].transform("nunique") >= 2]
-  if t.empty:
-    raise report.NotApplicable("no protocol was run with two or more optimizers")
-  return optimizer_scores(t, by=by, score=report.SCORE, n_boot=ctx.n_boot, seed=ctx.seed), by
-
-
 def make(ctx, out):
-  s, by = scores(ctx)
+  _, s, by = report.ranking_scores(ctx)
   pairs = inclusion_check(s, by=by, all_pairs=True)
   plots.ranking_plot(s, out, inclusion=pairs, by=by)
   return s[by + ["optimizer", "n_trials", "best_val", "val_lo", "val_hi", "test_at_best"]]

@@ -2,13 +2,13 @@
 
 Each optimizer's rank (1 = best validation error) under each protocol, one
 line per optimizer, protocols ordered from the narrowest search space."""
-from analysis import plots
+from analysis import plots, report
 from analysis.rankings import ranking_table
-from paper_figures import choi_fig3, common
+from paper_figures import common
 
 
 def make(ctx, out):
-  s, by = choi_fig3.scores(ctx)
+  _, s, by = report.ranking_scores(ctx)
   ranks = ranking_table(s, by=by).reset_index()
   plots.rank_change_plot(ranks, out, by=by)
   return ranks
