@@ -39,8 +39,8 @@ CASES = {
     "stdlib_lm": ("seq_len=16,num_layers=1", None),
     "mnist_cnn": ("", 5_016),
     "fashion_mnist_cnn": ("", 5_016),
-    "cifar10_resnet8": ("", 5_016),
-    "cifar10_resnet32": ("", 5_016),
+    "cifar10_resnet8": ("num_validation=16", 32),
+    "cifar10_resnet32": ("num_validation=16", 32),
     "imagenet_resnet50": ("image_size=32,width=4,stage_sizes=(1,),num_validation=4", 20),
     "lm1b_transformer": (f"tokenizer='bytes',num_validation=4,{TINY_LM}", 20),
     "shakespeare_lm": (TINY_LM, 0),  # offline text file in --data_dir (tfds mock text is too short)

@@ -95,11 +95,11 @@ class Cifar10ResNet8(ImageClassifier):
 
   blocks_per_stage = 1
   num_official_train = 50_000
-  num_validation = 5_000
 
   def __init__(self, data_dir: str | None = None, dtype: str = "float32",
-               zero_init_residual: bool = False):
+               zero_init_residual: bool = False, num_validation: int = 5_000):
     super().__init__(data_dir, dtype)
+    self.num_validation = num_validation  # held out of the official train split
     self.model = CifarResNet(self.blocks_per_stage, num_classes=10,
                              zero_init_residual=zero_init_residual, dtype=self.compute_dtype)
 
