@@ -7,6 +7,10 @@ counters. state.json is written atomically only after orbax has finished, so
 it always names a complete checkpoint; older ones are removed after that.
 Randomness is a function of the global step, so a resumed trial computes
 exactly what the uninterrupted one would have.
+
+In a multi-process trial every process calls save/restore (orbax writes each
+process's shards); process 0 alone edits state.json and removes old saves,
+behind barriers, so the directory must be shared storage.
 """
 from __future__ import annotations
 
@@ -15,8 +19,9 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 from etils import epath
+from jax.experimental import multihost_utils
 
-from bench import store
+from bench import parallel, store
 
 STATE = "state.json"
 
@@ -41,14 +46,25 @@ class TrialCheckpointer:
     """Blocking save (the caller donates these buffers to the next dispatch)."""
     name = f"step_{step}"
     target = self.dir / name
-    target.rmtree(missing_ok=True)  # left by a save that died before state.json named it
+    if parallel.is_primary():
+      target.rmtree(missing_ok=True)  # left by a save that died before state.json named it
+    _barrier("before save")
     self._ckpt.save(target, state)
     self._ckpt.wait_until_finished()
-    store.write_json_atomic(self.dir / STATE, {**meta, "step": step, "name": name})
-    for old in self.dir.glob("step_*"):
-      if old.name != name:
-        old.rmtree(missing_ok=True)
+    if parallel.is_primary():
+      store.write_json_atomic(self.dir / STATE, {**meta, "step": step, "name": name})
+      for old in self.dir.glob("step_*"):
+        if old.name != name:
+          old.rmtree(missing_ok=True)
+    _barrier("after save")
 
   def clear(self) -> None:
     """Remove every checkpoint: the trial has its record now."""
-    self.dir.rmtree(missing_ok=True)
+    _barrier("before clear")
+    if parallel.is_primary():
+      self.dir.rmtree(missing_ok=True)
+
+
+def _barrier(name: str) -> None:
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(f"bench.checkpoint: {name}")

@@ -8,7 +8,7 @@ stacked into one array per dispatch.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterator, Mapping
+from typing import Iterator, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -49,29 +49,30 @@ class DeviceData:
     return {k: jnp.take(v, idx, axis=0) for k, v in self.arrays.items()}, (perm, epoch)
 
 
-def to_device(arrays: Mapping[str, np.ndarray]) -> dict[str, jax.Array]:
-  return {k: jax.device_put(np.asarray(v)) for k, v in arrays.items()}
-
-
-def eval_batches(arrays: Mapping[str, np.ndarray], batch_size: int,
-                 split: str = "evaluation") -> dict[str, jax.Array]:
+def eval_batches(arrays: Mapping[str, np.ndarray], batch_size: int, split: str = "evaluation",
+                 multiple: int = 1) -> dict[str, np.ndarray]:
   """A split padded to whole batches, shaped [num_batches, batch_size, ...],
-  with a 'mask' marking the real examples; evaluated in one scan."""
+  with a 'mask' marking the real examples; evaluated in one scan. The batch
+  size is rounded up to a `multiple` (the devices it is split over)."""
   n = len(next(iter(arrays.values())))
   if n == 0:
     raise workloads.DataError(f"the {split} split has no examples (data set too small "
                               "for the workload's sequence length or split sizes?)")
-  batch_size = min(batch_size, n)
+  batch_size = -(-min(batch_size, n) // multiple) * multiple
   nb = -(-n // batch_size)
-  pad = nb * batch_size - n
-  out = {}
-  for k, v in arrays.items():
-    v = np.asarray(v)
-    v = np.concatenate([v, np.zeros((pad,) + v.shape[1:], v.dtype)]) if pad else v
-    out[k] = v.reshape((nb, batch_size) + v.shape[1:])
-  mask = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
-  out["mask"] = mask.reshape(nb, batch_size)
-  return to_device(out)
+  return {k: v.reshape((nb, batch_size) + v.shape[1:])
+          for k, v in pad_examples(arrays, nb * batch_size).items()}
+
+
+def pad_examples(batch: Mapping[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+  """Rows padded with zeros to `size`; 'mask' (added if absent) is 0 on the padding."""
+  n = len(next(iter(batch.values())))
+  out = {k: np.asarray(v) for k, v in batch.items()}
+  out.setdefault("mask", np.ones(n, np.float32))
+  pad = size - n
+  if pad:
+    out = {k: np.concatenate([v, np.zeros((pad,) + v.shape[1:], v.dtype)]) for k, v in out.items()}
+  return out
 
 
 def train_subset(arrays: Mapping[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
@@ -81,11 +82,8 @@ def train_subset(arrays: Mapping[str, np.ndarray], size: int) -> dict[str, np.nd
   return {k: np.asarray(v)[idx] for k, v in arrays.items()}
 
 
-def stack_stream(it: Iterator[Mapping[str, np.ndarray]], num_steps: int) -> dict[str, jax.Array]:
+def stack_stream(it: Iterator[Mapping[str, np.ndarray]], num_steps: int) -> dict[str, np.ndarray]:
   """Next `num_steps` host batches stacked on a leading axis, for one dispatch."""
   batches = [next(it) for _ in range(num_steps)]
-  return to_device({k: np.stack([b[k] for b in batches]) for k in batches[0]})
+  return {k: np.stack([b[k] for b in batches]) for k in batches[0]}
 
-
-def tree_any_nonfinite(tree: Any) -> bool:
-  return any(not np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(tree))

@@ -2,7 +2,9 @@
 
 Many steps run per dispatch (lax.scan); each dispatch ends at an eval step,
 at `max_steps_per_dispatch`, or at the end. Randomness is derived from the
-global step (fold_in), so a trial is a pure function of its seed.
+global step (fold_in), so a trial is a pure function of its seed. Batches are
+split over every device (bench/parallel.py); the result does not depend on how
+many there are, up to float reduction order.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from bench import checkpoint
+from bench import checkpoint, parallel
 from bench import data as data_lib
 from workloads.base import Workload
 
@@ -71,9 +73,12 @@ def _boundaries(cfg: LoopConfig) -> list[int]:
 class Evaluator:
   """Fused evaluation of every split held on the device (one scan per split)."""
 
-  def __init__(self, workload: Workload, splits: Mapping[str, Mapping[str, np.ndarray]]):
-    self._splits = {name: data_lib.eval_batches(arr, workload.eval_batch_size, name)
-                    for name, arr in splits.items()}
+  def __init__(self, workload: Workload, splits: Mapping[str, Mapping[str, np.ndarray]],
+               mesh: jax.sharding.Mesh):
+    self._splits = {
+        name: parallel.put(data_lib.eval_batches(arr, workload.eval_batch_size, name, mesh.size),
+                           parallel.split_examples(mesh, leading_axes=1))
+        for name, arr in splits.items()}
 
     def run(params, model_state, batches):
       def body(acc, batch):
@@ -84,7 +89,7 @@ class Evaluator:
           workload.eval_sums, params, model_state, first))
       sums, _ = jax.lax.scan(body, zero, batches)
       return sums
-    self._run = jax.jit(run)
+    self._run = jax.jit(run, out_shardings=parallel.replicated(mesh))
 
   def __call__(self, params: Any, model_state: Any) -> dict[str, float]:
     out = {}
@@ -103,14 +108,17 @@ def run_loop(workload: Workload, tx: optax.GradientTransformation, cfg: LoopConf
              on_eval: Callable[[Mapping[str, float]], None] = lambda row: None) -> LoopResult:
   """Train one trial; returns its eval curve and status (never raises on divergence).
   `on_eval` sees each curve row as it is made (e.g. a TensorBoard writer)."""
+  mesh = parallel.mesh()
+  replicated = parallel.replicated(mesh)
+  parallel.check_batch_size(cfg.batch_size, mesh)
   key = jax.random.key(cfg.seed)
   init_key, data_key, step_key = jax.random.split(key, 3)
-  params, model_state = workload.init(init_key)
-  opt_state = tx.init(params)
+  params, model_state = parallel.put(workload.init(init_key), replicated)
+  opt_state = jax.jit(tx.init, out_shardings=replicated)(params)
 
   if workload.in_memory:
     train = workload.arrays("train")
-    device_train = data_lib.DeviceData(data_lib.to_device(train), cfg.batch_size)
+    device_train = data_lib.DeviceData(parallel.put(train, replicated), cfg.batch_size)
     if device_train.steps_per_epoch < 1:
       raise ValueError(f"batch_size {cfg.batch_size} exceeds the {device_train.size} "
                        f"training examples of {workload.name}")
@@ -119,12 +127,12 @@ def run_loop(workload: Workload, tx: optax.GradientTransformation, cfg: LoopConf
     eval_splits["train"] = data_lib.train_subset(train, subset_size)
     if cfg.eval_test:
       eval_splits["test"] = workload.arrays("test")
-    evaluator = Evaluator(workload, eval_splits)
+    evaluator = Evaluator(workload, eval_splits, mesh)
     stream = None
   else:
     device_train = None
     stream = workload.stream("train", cfg.batch_size, cfg.seed)
-    evaluator = _StreamEvaluator(workload, cfg.eval_test)
+    evaluator = _StreamEvaluator(workload, cfg.eval_test, mesh)
 
   def one_step(carry, step, batch):
     params, model_state, opt_state = carry
@@ -142,7 +150,7 @@ def run_loop(workload: Workload, tx: optax.GradientTransformation, cfg: LoopConf
       state, order = c
       step = start + i
       batch, order = device_train.batch(step, order, data_key)
-      state, loss = one_step(state, step, batch)
+      state, loss = one_step(state, step, parallel.constrain_examples(batch, mesh))
       return (state, order), loss
     (carry, order), losses = jax.lax.scan(body, (carry, order), jnp.arange(length))
     return carry, order, losses
@@ -155,10 +163,12 @@ def run_loop(workload: Workload, tx: optax.GradientTransformation, cfg: LoopConf
     return jax.lax.scan(body, carry, (jnp.arange(length), batches))
 
   if stream is None:
-    run_chunk = jax.jit(chunk_in_memory, static_argnums=3, donate_argnums=(0, 1))
-    order = device_train.initial_order(data_key)
+    run_chunk = jax.jit(chunk_in_memory, static_argnums=3, donate_argnums=(0, 1),
+                        out_shardings=replicated)
+    order = jax.jit(device_train.initial_order, out_shardings=replicated)(data_key)
   else:
-    run_chunk = jax.jit(chunk_streamed, donate_argnums=0)
+    run_chunk = jax.jit(chunk_streamed, donate_argnums=0, out_shardings=replicated)
+    stream_sharding = parallel.split_examples(mesh, leading_axes=1)
 
   eval_at = set(_eval_steps(cfg))
   carry = (params, model_state, opt_state)
@@ -183,7 +193,8 @@ def run_loop(workload: Workload, tx: optax.GradientTransformation, cfg: LoopConf
     if stream is None:
       carry, order, losses = run_chunk(carry, order, jnp.int32(step), end - step)
     else:
-      carry, losses = run_chunk(carry, jnp.int32(step), data_lib.stack_stream(stream, end - step))
+      batches = parallel.put(data_lib.stack_stream(stream, end - step), stream_sharding)
+      carry, losses = run_chunk(carry, jnp.int32(step), batches)
     losses = np.asarray(jax.device_get(losses), dtype=np.float64)
     dt = time.perf_counter() - t0
     if not first_dispatch:
@@ -244,17 +255,21 @@ def _progress_line(row: Mapping[str, float], cfg: LoopConfig, timed_steps: int,
 class _StreamEvaluator:
   """Evaluation of streaming workloads: host batches through a jitted sum."""
 
-  def __init__(self, workload: Workload, eval_test: bool):
+  def __init__(self, workload: Workload, eval_test: bool, mesh: jax.sharding.Mesh):
     self._workload = workload
     self._splits = ["validation"] + (["test"] if eval_test else [])
-    self._sums = jax.jit(workload.eval_sums)
+    self._sums = jax.jit(workload.eval_sums, out_shardings=parallel.replicated(mesh))
+    self._sharding = parallel.split_examples(mesh)
+    size = workload.eval_batch_size
+    self._padded_size = -(-size // mesh.size) * mesh.size
 
   def __call__(self, params: Any, model_state: Any) -> dict[str, float]:
     out = {}
     for split in self._splits:
       total: dict[str, float] = {}
       for batch in self._workload.stream(split, self._workload.eval_batch_size, 0):
-        sums = jax.device_get(self._sums(params, model_state, data_lib.to_device(batch)))
+        batch = parallel.put(data_lib.pad_examples(batch, self._padded_size), self._sharding)
+        sums = jax.device_get(self._sums(params, model_state, batch))
         for k, v in sums.items():
           total[k] = total.get(k, 0.0) + float(v)
       count = max(total.pop("count", 0.0), 1.0)

@@ -20,6 +20,8 @@ atomically, when the trial ends. Keys:
   steps_per_sec   training throughput excluding the first (compiling) dispatch
   train_time_sec, wall_time_sec, started_at, finished_at (ISO 8601 UTC)
   code_version    git commit of the harness (or package version), backend, host
+  devices         kind of every device the trial's batches were split over (all
+                  processes); num_processes: how many JAX processes ran it
 """
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 import protocols
@@ -53,6 +53,8 @@ def parse_shard(text: str) -> tuple[int, int]:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not flags.FLAGS["verbosity"].present:  # libraries' INFO logs (orbax, jax) drown progress
+    logging.set_verbosity(logging.WARNING)
   try:
     shard = parse_shard(_SHARD.value)
     config = _CONFIG.value

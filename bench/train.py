@@ -6,16 +6,22 @@
 
 Prints a progress line per evaluation and writes DIR/record.json (schema in
 bench/record.py). Bad input fails before any training with one line.
+
+Batches are split over all local devices. A trial too large for one host runs
+as one process per host, each started with the same flags plus
+`--coordinator_address=HOST0:PORT --num_processes=N --process_id=I` (or
+`--coordinator_address=auto` under Slurm, Open MPI or on Cloud TPU); process 0
+prints and writes the record, and --output_dir must be shared storage.
 """
 from __future__ import annotations
 
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from bench import config as config_lib
-from bench import store, trial
+from bench import parallel, store, trial
 import workloads
 
 _WORKLOAD = flags.DEFINE_string("workload", "mnist1d_mlp",
@@ -26,6 +32,15 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "Offline data arrays / text (s
 _WORKLOAD_ARGS = flags.DEFINE_string(
     "workload_args", "", "Workload constructor arguments as Python literals, e.g. "
     "'image_size=64,stage_sizes=(1,1)' (recorded with the trial).")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0 for a multi-process data-parallel "
+    "trial, or 'auto' to take it from the cluster (Slurm, Open MPI, Cloud TPU). "
+    "Unset: a single process.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None,
+                                      "Number of processes (with --coordinator_address).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None,
+                                   "This process's index, 0..num_processes-1 "
+                                   "(with --coordinator_address).")
 _CONFIG = config_flags.DEFINE_config_dict("config", config_lib.trial_config(),
                                           "Trial settings; override with --config.x=y.")
 
@@ -33,7 +48,12 @@ _CONFIG = config_flags.DEFINE_config_dict("config", config_lib.trial_config(),
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not flags.FLAGS["verbosity"].present:  # libraries' INFO logs (orbax, jax) drown progress
+    logging.set_verbosity(logging.WARNING)
   c = _CONFIG.value
+  _start_processes()
+  primary = parallel.is_primary()
+  say = (lambda s: print(s, flush=True)) if primary else (lambda s: None)
   try:
     workload_args = workloads.parse_args(_WORKLOAD_ARGS.value)
   except workloads.UnknownWorkloadError as e:
@@ -54,14 +74,22 @@ def main(argv):
         raise trial.ConfigError(f"{out / store.RECORD} exists; choose another --output_dir "
                                 "(records are never overwritten)")
     lc = prepared.loop_config
-    print(f"{prepared.workload.name} ({prepared.workload.goal}) | {spec.optimizer} "
-          f"{prepared.hparams} | batch {lc.batch_size}, {lc.train_steps} steps, eval every "
-          f"{lc.eval_every}, seed {spec.seed}", flush=True)
-    rec = trial.run(prepared, log=lambda s: print(s, flush=True),
+    try:
+      parallel.check_batch_size(lc.batch_size, parallel.mesh())
+    except ValueError as e:
+      raise trial.ConfigError(str(e)) from None
+    say(f"{prepared.workload.name} ({prepared.workload.goal}) | {spec.optimizer} "
+        f"{prepared.hparams} | batch {lc.batch_size}, {lc.train_steps} steps, eval every "
+        f"{lc.eval_every}, seed {spec.seed}")
+    rec = trial.run(prepared, log=say,
                     checkpoint_dir=str(out / "checkpoint") if out is not None else None,
-                    events_dir=str(out / "events") if out is not None else None)
+                    events_dir=str(out / "events") if out is not None and primary else None)
   except (trial.ConfigError, store.StoreError, workloads.DataError) as e:
     sys.exit(f"error: {e}")
+  if not primary:  # process 0 reports and writes
+    if rec["status"] == "failed":
+      sys.exit(f"error: {rec['status_reason']}")
+    return
   best = rec["best"] or {}
   metric = f"val/{prepared.workload.goal.metric}"
   print(f"status {rec['status']}{' (' + rec['status_reason'] + ')' if rec['status_reason'] else ''}"
@@ -72,6 +100,20 @@ def main(argv):
     print(f"wrote {out / store.RECORD}")
   if rec["status"] == "failed":
     sys.exit(1)
+
+
+def _start_processes() -> None:
+  """Join the multi-process job named by the flags, or fail with one line."""
+  address, n, i = _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value
+  if address is None:
+    if n not in (None, 1) or i not in (None, 0):
+      sys.exit("error: --num_processes/--process_id need --coordinator_address")
+    return
+  if address != "auto":
+    if n is None or i is None or n < 1 or not 0 <= i < n:
+      sys.exit("error: --coordinator_address=HOST:PORT needs --num_processes=N >= 1 and "
+               f"--process_id in [0, N), got {n} and {i}")
+  parallel.initialize(address, n, i)
 
 
 if __name__ == "__main__":

@@ -136,7 +136,8 @@ def _run(prepared: PreparedTrial, loop_config: loop.LoopConfig, log: Callable[[s
       "wall_time_sec": time.perf_counter() - t0,
       "started_at": started, "finished_at": _now(),
       "code_version": code_version(), "backend": jax.default_backend(),
-      "devices": [d.device_kind for d in jax.local_devices()][:1] * jax.local_device_count(),
+      "devices": [d.device_kind for d in jax.devices()],
+      "num_processes": jax.process_count(),
       "host": platform.node(),
   }
 
