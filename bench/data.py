@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import workloads
+from workloads.base import pad_batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,18 +62,7 @@ def eval_batches(arrays: Mapping[str, np.ndarray], batch_size: int, split: str =
   batch_size = -(-min(batch_size, n) // multiple) * multiple
   nb = -(-n // batch_size)
   return {k: v.reshape((nb, batch_size) + v.shape[1:])
-          for k, v in pad_examples(arrays, nb * batch_size).items()}
-
-
-def pad_examples(batch: Mapping[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
-  """Rows padded with zeros to `size`; 'mask' (added if absent) is 0 on the padding."""
-  n = len(next(iter(batch.values())))
-  out = {k: np.asarray(v) for k, v in batch.items()}
-  out.setdefault("mask", np.ones(n, np.float32))
-  pad = size - n
-  if pad:
-    out = {k: np.concatenate([v, np.zeros((pad,) + v.shape[1:], v.dtype)]) for k, v in out.items()}
-  return out
+          for k, v in pad_batch(arrays, nb * batch_size).items()}
 
 
 def train_subset(arrays: Mapping[str, np.ndarray], size: int) -> dict[str, np.ndarray]:

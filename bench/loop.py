@@ -20,7 +20,7 @@ import optax
 
 from bench import checkpoint, parallel
 from bench import data as data_lib
-from workloads.base import Workload
+from workloads.base import Workload, pad_batch
 
 SPLIT_PREFIX = {"train": "train", "validation": "val", "test": "test"}
 
@@ -34,8 +34,8 @@ class LoopConfig:
   max_steps_per_dispatch: int = 500
   divergence_factor: float = 100.0  # diverged if loss > factor * initial loss
   eval_test: bool = True
-  # Mid-trial checkpoints (in-memory workloads): a save every this many seconds of
-  # wall time, so trials shorter than that never write one; resumed on restart.
+  # Mid-trial checkpoints: a save every this many seconds of wall time, so trials
+  # shorter than that never write one; resumed on restart.
   checkpoint_dir: str | None = None
   checkpoint_every_sec: float = 600.0
 
@@ -128,10 +128,8 @@ def run_loop(workload: Workload, tx: optax.GradientTransformation, cfg: LoopConf
     if cfg.eval_test:
       eval_splits["test"] = workload.arrays("test")
     evaluator = Evaluator(workload, eval_splits, mesh)
-    stream = None
   else:
     device_train = None
-    stream = workload.stream("train", cfg.batch_size, cfg.seed)
     evaluator = _StreamEvaluator(workload, cfg.eval_test, mesh)
 
   def one_step(carry, step, batch):
@@ -162,11 +160,12 @@ def run_loop(workload: Workload, tx: optax.GradientTransformation, cfg: LoopConf
       return one_step(state, start + i, batch)
     return jax.lax.scan(body, carry, (jnp.arange(length), batches))
 
-  if stream is None:
+  if workload.in_memory:
     run_chunk = jax.jit(chunk_in_memory, static_argnums=3, donate_argnums=(0, 1),
                         out_shardings=replicated)
     order = jax.jit(device_train.initial_order, out_shardings=replicated)(data_key)
   else:
+    order = None  # a stream's position is its step
     run_chunk = jax.jit(chunk_streamed, donate_argnums=0, out_shardings=replicated)
     stream_sharding = parallel.split_examples(mesh, leading_axes=1)
 
@@ -177,20 +176,21 @@ def run_loop(workload: Workload, tx: optax.GradientTransformation, cfg: LoopConf
   t_start = time.perf_counter()
   train_time, timed_steps, first_dispatch = 0.0, 0, True
   status, reason, diverged_step = "ok", "", None
-  ckpt = (checkpoint.TrialCheckpointer(cfg.checkpoint_dir)
-          if cfg.checkpoint_dir and stream is None else None)
+  ckpt = checkpoint.TrialCheckpointer(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
   restored = ckpt.restore((carry, order)) if ckpt else None
   if restored is not None:
     (carry, order), meta = restored
     step, initial_loss, curve = meta["step"], meta["initial_loss"], meta["curve"]
     t_start -= meta["elapsed"]
     log(f"resumed from the checkpoint at step {step}")
+  stream = None if workload.in_memory else workload.stream(
+      "train", cfg.batch_size, cfg.seed, start_step=step)
   last_save = time.perf_counter()
   for end in _boundaries(cfg):
     if end <= step:
       continue
     t0 = time.perf_counter()
-    if stream is None:
+    if workload.in_memory:
       carry, order, losses = run_chunk(carry, order, jnp.int32(step), end - step)
     else:
       batches = parallel.put(data_lib.stack_stream(stream, end - step), stream_sharding)
@@ -268,7 +268,7 @@ class _StreamEvaluator:
     for split in self._splits:
       total: dict[str, float] = {}
       for batch in self._workload.stream(split, self._workload.eval_batch_size, 0):
-        batch = parallel.put(data_lib.pad_examples(batch, self._padded_size), self._sharding)
+        batch = parallel.put(pad_batch(batch, self._padded_size), self._sharding)
         sums = jax.device_get(self._sums(params, model_state, batch))
         for k, v in sums.items():
           total[k] = total.get(k, 0.0) + float(v)

@@ -1,4 +1,5 @@
 """Mid-trial checkpoints: an interrupted trial resumes and ends with the same record."""
+import functools
 import json
 import os
 import signal
@@ -24,12 +25,15 @@ def curve(rec):
   return [{k: v for k, v in r.items() if k != "wall_time"} for r in rec["curve"]]
 
 
-def run(ckpt_dir, log=lambda s: None, every=0.0):
-  spec = trial.TrialSpec(**SPEC, checkpoint_every_sec=every)
+def run(ckpt_dir, log=lambda s: None, every=0.0, workload="mnist1d_mlp"):
+  spec = trial.TrialSpec(**{**SPEC, "workload": workload}, checkpoint_every_sec=every)
   return trial.run(trial.prepare(spec), log=log, checkpoint_dir=str(ckpt_dir))
 
 
-def test_interrupted_trial_resumes_to_the_same_record(tmp_path, monkeypatch):
+# In memory (parameters + data order saved) and streamed (the stream restarts at the step).
+@pytest.mark.parametrize("workload", ["mnist1d_mlp", "streamed_mnist1d:StreamedMnist1d"])
+def test_interrupted_trial_resumes_to_the_same_record(workload, tmp_path, monkeypatch):
+  run = functools.partial(globals()["run"], workload=workload)
   reference = run(tmp_path / "ref")
   assert not (tmp_path / "ref").exists()  # cleared once the trial ended
 

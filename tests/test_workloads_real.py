@@ -281,6 +281,7 @@ def test_imagenet_stream_mock(tmp_path):
   with mock(10):
     train = _take(w.stream("train", 4, seed=0), 3)
     again = _take(w.stream("train", 4, seed=0), 1)
+    resumed = _take(w.stream("train", 4, seed=0, start_step=2), 1)  # 1 batch/epoch: epoch 2
     other = _take(w.stream("train", 4, seed=1), 1)
     val = list(w.stream("validation", 2, seed=0))
     test = list(w.stream("test", 4, seed=0))
@@ -290,6 +291,7 @@ def test_imagenet_stream_mock(tmp_path):
     assert b["inputs"].shape == (4, 16, 16, 3) and b["inputs"].dtype == np.uint8
     assert b["targets"].dtype == np.int32 and b["targets"].max() < 1000
   np.testing.assert_array_equal(train[0]["inputs"], again[0]["inputs"])  # seeded
+  np.testing.assert_array_equal(train[2]["inputs"], resumed[0]["inputs"])
   assert not np.array_equal(train[0]["inputs"], other[0]["inputs"])
   assert [b["mask"].tolist() for b in val] == [[1, 1], [1, 0]]
   assert len(test) == 3 and test[-1]["mask"].tolist() == [1, 1, 0, 0]
@@ -304,6 +306,7 @@ def test_lm1b_stream_mock(tokenizer, tmp_path):
   with mock(12):
     train = _take(w.stream("train", 3, seed=0), 4)
     again = _take(w.stream("train", 3, seed=0), 4)
+    resumed = _take(w.stream("train", 3, seed=0, start_step=3), 1)
     val = list(w.stream("validation", 3, seed=0))
     src = tfds.data_source("lm1b", split="train", download=False)
     val_text = [src[i]["text"] for i in range(8, 12)]
@@ -315,6 +318,7 @@ def test_lm1b_stream_mock(tokenizer, tmp_path):
     np.testing.assert_array_equal(b["inputs"][:, 1:], b["targets"][:, :-1])
   np.testing.assert_array_equal(np.stack([b["inputs"] for b in train]),
                                 np.stack([b["inputs"] for b in again]))
+  np.testing.assert_array_equal(train[3]["inputs"], resumed[0]["inputs"])
   # eval: every token of the split but the first is a target exactly once
   ids = w.tokenizer.encode([t.decode() if isinstance(t, bytes) else t for t in val_text])
   stream = np.concatenate([np.append(t, w.tokenizer.eos_id) for t in ids])

@@ -114,8 +114,10 @@ class Workload(abc.ABC):
     """All three splits as {'inputs': ..., 'targets': ...} arrays."""
     raise NotImplementedError(f"{self.name} is not an in-memory workload")
 
-  def stream(self, split: str, batch_size: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
-    """Batches for streaming workloads: train repeats forever (shuffled by seed);
+  def stream(self, split: str, batch_size: int, seed: int, start_step: int = 0
+             ) -> Iterator[dict[str, np.ndarray]]:
+    """Batches for streaming workloads: train repeats forever (shuffled by seed)
+    and begins with batch `start_step` (a trial resumed from a checkpoint);
     eval splits are finite, padded to batch_size with 'mask' = 0."""
     raise NotImplementedError(f"{self.name} is not a streaming workload")
 
@@ -144,6 +146,20 @@ def softmax_xent_sums(logits: jax.Array, labels: jax.Array,
 def mean_xent(logits: jax.Array, labels: jax.Array, mask: jax.Array | None = None) -> jax.Array:
   s = softmax_xent_sums(logits, labels, mask)
   return s["loss"] / jnp.maximum(s["count"], 1.0)
+
+
+def pad_batch(batch: dict[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
+  """Pad a short eval batch to batch_size with zeros and add 'mask' (1 real, 0 pad;
+  an existing mask is padded with 0)."""
+  n = len(next(iter(batch.values())))
+  out = {}
+  for k, v in batch.items():
+    pad = np.zeros((batch_size - n,) + v.shape[1:], v.dtype)
+    out[k] = np.concatenate([v, pad]) if n < batch_size else v
+  mask = np.zeros(batch_size, np.float32)
+  mask[:n] = 1.0
+  out.setdefault("mask", mask)
+  return out
 
 
 def carve_validation(x: np.ndarray, y: np.ndarray, num_validation: int

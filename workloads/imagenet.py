@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from workloads import tfds_source
-from workloads.base import DataError, Goal
+from workloads.base import DataError, Goal, pad_batch
 from workloads.cifar10 import ImageClassifier
 from workloads.models.resnet import ResNet50
 
@@ -132,7 +132,8 @@ class ImagenetResNet50(ImageClassifier):
       return len(self._sources["train"]) - self.num_validation
     return NUM_OFFICIAL_TRAIN - self.num_validation
 
-  def stream(self, split: str, batch_size: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
+  def stream(self, split: str, batch_size: int, seed: int, start_step: int = 0
+             ) -> Iterator[dict[str, np.ndarray]]:
     if split not in ("train", "validation", "test"):
       raise ValueError(f"unknown split {split!r}")
     src, lo, hi = self._range(split)  # opens now: a missing data set fails here
@@ -154,10 +155,11 @@ class ImagenetResNet50(ImageClassifier):
       return img, int(ex["label"])
 
     def batches():
-      for epoch, idx in tfds_source.batched_indices(lo, hi, batch_size, seed if train else None):
+      for epoch, idx in tfds_source.batched_indices(lo, hi, batch_size, seed if train else None,
+                                                    start_step if train else 0):
         exs = tfds_source.parallel_map(lambda i: example(epoch, i), idx)
         batch = {"inputs": np.stack([e[0] for e in exs]),
                  "targets": np.asarray([e[1] for e in exs], np.int32)}
-        yield batch if train else tfds_source.pad_batch(batch, batch_size)
+        yield batch if train else pad_batch(batch, batch_size)
 
     return tfds_source.prefetch(batches(), size=2)

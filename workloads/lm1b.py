@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import os
 import tempfile
 from typing import Iterator, Sequence
@@ -62,7 +63,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from workloads import tfds_source
-from workloads.base import DataError, Goal, Workload, mean_xent, softmax_xent_sums
+from workloads.base import DataError, Goal, Workload, mean_xent, pad_batch, softmax_xent_sums
 from workloads.embedded import contiguous_splits
 from workloads.models.transformer import TransformerLM
 
@@ -294,7 +295,11 @@ class Lm1bTransformer(_LmMixin, Workload):
     d["seq_len"] = self.seq_len
     return d
 
-  def stream(self, split: str, batch_size: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
+  def stream(self, split: str, batch_size: int, seed: int, start_step: int = 0
+             ) -> Iterator[dict[str, np.ndarray]]:
+    """Packed token windows. Where batch `start_step` begins depends on every
+    sentence before it, so a resumed trial re-reads and re-tokenizes the text it
+    skips (host work only, in the prefetch thread)."""
     if split not in ("train", "validation", "test"):
       raise ValueError(f"unknown split {split!r}")
     src, lo, hi = self._range(split)  # a missing data set fails here, not in the loop
@@ -353,13 +358,14 @@ class Lm1bTransformer(_LmMixin, Workload):
         mask = np.concatenate([mask, tail[2:].astype(np.float32)])
       for start in range(0, len(x), batch_size):
         b = {"inputs": x[start:start + batch_size], "targets": y[start:start + batch_size]}
-        b = tfds_source.pad_batch(b, batch_size)
+        b = pad_batch(b, batch_size)
         m = np.zeros((batch_size, seq_len), np.float32)
         m[: len(mask[start:start + batch_size])] = mask[start:start + batch_size]
         b["mask"] = m
         yield b
 
-    return tfds_source.prefetch(batches(), size=2)
+    return tfds_source.prefetch(
+        itertools.islice(batches(), start_step if split == "train" else 0, None), size=2)
 
 
 def _text(example: dict) -> str:

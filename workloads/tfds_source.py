@@ -79,13 +79,14 @@ def read_all(source: Sequence[dict[str, Any]], features: dict[str, str],
   return {k: np.stack(v) if v else np.zeros((0,)) for k, v in out.items()}
 
 
-def batched_indices(lo: int, hi: int, batch_size: int, seed: int | None
+def batched_indices(lo: int, hi: int, batch_size: int, seed: int | None, start: int = 0
                     ) -> Iterator[tuple[int, np.ndarray]]:
   """(epoch, indices) batches over [lo, hi).
 
   seed=None: one ordered pass, the last batch short (eval). Otherwise an
   endless sequence of epochs, each a fresh permutation from (seed, epoch),
-  dropping each epoch's remainder (as the in-memory runner does).
+  dropping each epoch's remainder (as the in-memory runner does); `start`
+  batches are skipped without reading anything (a resumed trial).
   """
   n = hi - lo
   if n <= 0:
@@ -96,25 +97,13 @@ def batched_indices(lo: int, hi: int, batch_size: int, seed: int | None
     return
   if n < batch_size:
     raise DataError(f"batch size {batch_size} exceeds the {n} training examples")
-  epoch = 0
+  per_epoch = n // batch_size
+  epoch, skip = divmod(start, per_epoch)
   while True:
     order = lo + np.random.default_rng([seed, epoch]).permutation(n)
-    for start in range(0, n - batch_size + 1, batch_size):
-      yield epoch, order[start:start + batch_size]
-    epoch += 1
-
-
-def pad_batch(batch: dict[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
-  """Pad a short eval batch to batch_size with zeros and add 'mask' (1 real, 0 pad)."""
-  n = len(next(iter(batch.values())))
-  out = {}
-  for k, v in batch.items():
-    pad = np.zeros((batch_size - n,) + v.shape[1:], v.dtype)
-    out[k] = np.concatenate([v, pad]) if n < batch_size else v
-  mask = np.zeros(batch_size, np.float32)
-  mask[:n] = 1.0
-  out.setdefault("mask", mask)
-  return out
+    for pos in range(skip, per_epoch):
+      yield epoch, order[pos * batch_size:(pos + 1) * batch_size]
+    epoch, skip = epoch + 1, 0
 
 
 _POOL: concurrent.futures.ThreadPoolExecutor | None = None
