@@ -3,7 +3,8 @@
 In-memory data sets live on the accelerator; the train step gathers its batch
 there from a per-epoch permutation (recomputed only when the epoch changes), so
 no host work sits on the hot path. Streaming data sets are read on the host and
-stacked into one array per dispatch.
+stacked into one array per dispatch (the loop reads the next while the device
+runs the current one).
 """
 from __future__ import annotations
 

@@ -58,6 +58,22 @@ def test_every_optimizer_trains(optimizer):
   assert rec["curve"][-1]["train/loss"] < 2.2  # below chance-level cross-entropy ~2.30
 
 
+def test_streamed_dispatch_is_capped_by_host_memory(monkeypatch):
+  """Streamed chunks hold at most STREAM_DISPATCH_BYTES of batches; the curve is
+  the same however the steps are grouped."""
+  from bench import data as data_lib, loop
+  streamed = "streamed_mnist1d:StreamedMnist1d"
+  uncapped = run(workload=streamed)
+  sizes = []
+  stack = data_lib.stack_stream
+  monkeypatch.setattr(data_lib, "stack_stream", lambda it, n: sizes.append(n) or stack(it, n))
+  monkeypatch.setattr(loop, "STREAM_DISPATCH_BYTES", 3 * 64 * (40 + 1) * 4)  # 3 batches
+  capped = run(workload=streamed)
+  assert max(sizes) == 3 and sum(sizes) == 120
+  strip = lambda rec: [{k: v for k, v in r.items() if k != "wall_time"} for r in rec["curve"]]
+  assert strip(capped) == strip(uncapped) and capped["status"] == "ok"
+
+
 def test_language_model_trains():
   rec = run(workload="stdlib_lm", optimizer="adam", hparams={"learning_rate": 3e-3},
             batch_size=8, train_steps=30, eval_every=30, eval_test=False)
