@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 import warnings
 from typing import Any, Mapping, Sequence
 
@@ -277,8 +278,8 @@ def _mark_violations(ax: Any, inclusion: pd.DataFrame, g: pd.DataFrame,
     sel = sel[sel["violated"].astype(bool)]
   if not sel.empty:
     text = "violated: " + ", ".join(f"{r.special}⊆{r.general}" for r in sel.itertuples())
-    ax.text(0.02, 0.98, text, transform=ax.transAxes, va="top", fontsize=7,
-            color=DIVERGED_COLOR)
+    # Under the axis, wrapped to the panel: the layout makes room, nothing is covered.
+    ax.set_xlabel(textwrap.fill(text, 70), fontsize=7, color=DIVERGED_COLOR)
 
 
 PROTOCOL_ORDER = ("choi_lr", "choi_lr_momentum", "choi_all")

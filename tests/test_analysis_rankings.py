@@ -77,3 +77,18 @@ def test_inclusion_check_names_and_overlap():
   assert list(bad["special"]) == ["sgd"] and list(bad["general"]) == ["momentum"]
   assert bool(bad["ci_overlap"].iloc[0])
   assert np.isclose(bad["gap"].iloc[0], 0.001)
+
+
+def test_ranking_plot_names_violations_under_their_own_panel(tmp_path, monkeypatch):
+  from analysis import plots
+  wide = _trials({"sgd": _spread(0.10), "momentum": _spread(0.20), "adam": _spread(0.05)})
+  narrow = _trials({"sgd": _spread(0.10), "momentum": _spread(0.09)}, protocol="narrow")
+  scores = analysis.optimizer_scores(pd.concat([wide, narrow]), n_boot=200, seed=0)
+  figs = []
+  save = plots._save
+  monkeypatch.setattr(plots, "_save", lambda fig, path, **kw: figs.append(fig) or save(fig, path, **kw))
+  plots.ranking_plot(scores, tmp_path / "r.png",
+                     inclusion=analysis.inclusion_check(scores, all_pairs=True))
+  labels = {ax.get_title(): ax.get_xlabel() for ax in figs[0].axes if ax.get_title()}
+  assert labels == {"w / narrow": "", "w / wide": "violated: sgd⊆momentum"}
+  assert (tmp_path / "r.png").stat().st_size > 0
