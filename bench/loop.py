@@ -107,23 +107,31 @@ class Evaluator:
     return out
 
 
-def run_loop(workload: Workload, tx: optax.GradientTransformation, cfg: LoopConfig, *,
+def run_loop(workload: Workload,
+             make_tx: Callable[[Mapping[str, Any]], optax.GradientTransformation],
+             hparams: Mapping[str, Any], cfg: LoopConfig, *,
              eval_params: Callable[[Any, Any], Any] = lambda p, s: p,
              log: Callable[[str], None] = print,
              on_eval: Callable[[Mapping[str, float]], None] = lambda row: None) -> LoopResult:
   """Train one trial; returns its eval curve and status (never raises on divergence).
+
+  The update rule is `make_tx(hparams)`, built inside the compiled step from
+  `hparams` passed as inputs (bench.optimizers.factory); seeds and data are
+  inputs too, so trials that differ only in those values share one program.
   `on_eval` sees each curve row as it is made (e.g. a TensorBoard writer)."""
   mesh = parallel.mesh()
   replicated = parallel.replicated(mesh)
   parallel.check_batch_size(cfg.batch_size, mesh)
+  hp = parallel.put(dict(hparams), replicated)
   key = jax.random.key(cfg.seed)
   init_key, data_key, step_key = jax.random.split(key, 3)
   params, model_state = parallel.put(workload.init(init_key), replicated)
-  opt_state = jax.jit(tx.init, out_shardings=replicated)(params)
+  opt_state = jax.jit(lambda p, h: make_tx(h).init(p), out_shardings=replicated)(params, hp)
 
   if workload.in_memory:
     train = workload.arrays("train")
-    device_train = data_lib.DeviceData(parallel.put(train, replicated), cfg.batch_size)
+    train_arrays = parallel.put(train, replicated)
+    device_train = data_lib.DeviceData(train_arrays, cfg.batch_size)
     if device_train.steps_per_epoch < 1:
       raise ValueError(f"batch_size {cfg.batch_size} exceeds the {device_train.size} "
                        f"training examples of {workload.name}")
@@ -137,36 +145,37 @@ def run_loop(workload: Workload, tx: optax.GradientTransformation, cfg: LoopConf
     device_train = None
     evaluator = _StreamEvaluator(workload, cfg.eval_test, mesh)
 
-  def one_step(carry, step, batch):
+  def one_step(carry, h, step_key, step, batch):
     params, model_state, opt_state = carry
     rng = jax.random.fold_in(step_key, step)
     aug_rng, loss_rng = jax.random.split(rng)
     batch = workload.augment(batch, aug_rng)
     (loss, model_state), grads = jax.value_and_grad(workload.loss, has_aux=True)(
         params, model_state, batch, loss_rng, True)
-    updates, opt_state = tx.update(grads, opt_state, params)
+    updates, opt_state = make_tx(h).update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
     return (params, model_state, opt_state), loss
 
-  def chunk_in_memory(carry, order, start, length):
+  def chunk_in_memory(carry, order, h, keys, arrays, start, length):
+    data, data_key, step_key = data_lib.DeviceData(arrays, cfg.batch_size), *keys
     def body(c, i):
       state, order = c
       step = start + i
-      batch, order = device_train.batch(step, order, data_key)
-      state, loss = one_step(state, step, parallel.constrain_examples(batch, mesh))
+      batch, order = data.batch(step, order, data_key)
+      state, loss = one_step(state, h, step_key, step, parallel.constrain_examples(batch, mesh))
       return (state, order), loss
     (carry, order), losses = jax.lax.scan(body, (carry, order), jnp.arange(length))
     return carry, order, losses
 
-  def chunk_streamed(carry, start, batches):
+  def chunk_streamed(carry, h, step_key, start, batches):
     length = jax.tree.leaves(batches)[0].shape[0]
     def body(state, xs):
       i, batch = xs
-      return one_step(state, start + i, batch)
+      return one_step(state, h, step_key, start + i, batch)
     return jax.lax.scan(body, carry, (jnp.arange(length), batches))
 
   if workload.in_memory:
-    run_chunk = jax.jit(chunk_in_memory, static_argnums=3, donate_argnums=(0, 1),
+    run_chunk = jax.jit(chunk_in_memory, static_argnums=6, donate_argnums=(0, 1),
                         out_shardings=replicated)
     order = jax.jit(device_train.initial_order, out_shardings=replicated)(data_key)
   else:
@@ -203,9 +212,10 @@ def run_loop(workload: Workload, tx: optax.GradientTransformation, cfg: LoopConf
   for i, end in enumerate(ends):
     t0 = time.perf_counter()
     if workload.in_memory:
-      carry, order, losses = run_chunk(carry, order, jnp.int32(step), end - step)
+      carry, order, losses = run_chunk(carry, order, hp, (data_key, step_key), train_arrays,
+                                       jnp.int32(step), end - step)
     else:
-      carry, losses = run_chunk(carry, jnp.int32(step), batches)
+      carry, losses = run_chunk(carry, hp, step_key, jnp.int32(step), batches)
       # Read the next chunk while the device computes this one.
       batches = host_chunk(end, ends[i + 1]) if i + 1 < len(ends) else None
     losses = np.asarray(jax.device_get(losses), dtype=np.float64)

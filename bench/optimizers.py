@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import optax.contrib
 
@@ -199,6 +200,23 @@ def build(name: str, hparams: Mapping[str, Any], *, train_steps: int | None = No
   h = resolve_hparams(name, hparams)
   lr = schedules.build_schedule(h["learning_rate"], h, train_steps)
   return spec(name).make(lr, h)
+
+
+# Shape the program (step counts, the schedule's form); every other hyperparameter is a value.
+STRUCTURAL_HPARAMS = ("schedule", "decay_steps", "decay_steps_fraction", "warmup_steps")
+
+
+def factory(name: str, hparams: Mapping[str, Any], *, train_steps: int | None = None
+            ) -> tuple[Callable[[Mapping[str, Any]], optax.GradientTransformation],
+                       dict[str, np.float32]]:
+  """(make, values): `make(values)` builds the update rule inside the compiled
+  step, with the numeric hyperparameters as float32 inputs rather than
+  constants, so every trial of a study compiles to the same program (and XLA's
+  compilation cache serves all but the first)."""
+  h = resolve_hparams(name, hparams)
+  structure = {k: v for k, v in h.items() if k in STRUCTURAL_HPARAMS}
+  values = {k: np.float32(v) for k, v in h.items() if k not in STRUCTURAL_HPARAMS}
+  return (lambda v: build(name, {**structure, **v}, train_steps=train_steps)), values
 
 
 def eval_params(name: str, params: Any, opt_state: Any) -> Any:

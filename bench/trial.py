@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 import jax
 
 import workloads
-from bench import events, loop, optimizers, record, schedules
+from bench import compile_cache, events, loop, optimizers, record, schedules
 
 
 class ConfigError(ValueError):
@@ -91,6 +91,7 @@ def run(prepared: PreparedTrial, log: Callable[[str], None] = print,
   which would fail every trial alike, still raise). With `checkpoint_dir`, a
   long trial saves its state there and a rerun resumes from it; with
   `events_dir`, its eval curve is also written as TensorBoard events."""
+  compile_cache.enable()
   loop_config = dataclasses.replace(prepared.loop_config, checkpoint_dir=checkpoint_dir)
   with events.EventWriter(events_dir, prepared.spec, prepared.hparams) as writer:
     return _run(prepared, loop_config, log, writer)
@@ -101,10 +102,11 @@ def _run(prepared: PreparedTrial, loop_config: loop.LoopConfig, log: Callable[[s
   spec, w = prepared.spec, prepared.workload
   started = _now()
   t0 = time.perf_counter()
-  tx = optimizers.build(spec.optimizer, prepared.hparams, train_steps=prepared.loop_config.train_steps)
+  make_tx, values = optimizers.factory(spec.optimizer, prepared.hparams,
+                                       train_steps=prepared.loop_config.train_steps)
   try:
     result = loop.run_loop(
-        w, tx, loop_config, log=log, on_eval=writer.write,
+        w, make_tx, values, loop_config, log=log, on_eval=writer.write,
         eval_params=lambda p, s: optimizers.eval_params(spec.optimizer, p, s))
     status, reason = result.status, result.status_reason
     curve, diverged_step = result.curve, result.diverged_step

@@ -197,3 +197,36 @@ def test_schedules_values():
   assert np.isclose(w(0), 0.0) and np.isclose(w(2), 0.5) and np.isclose(w(4), 1.0) and np.isclose(w(14), 0.0)
   f = build_schedule(1.0, {"schedule": "linear_decay", "decay_steps_fraction": 0.5}, train_steps=20)
   assert np.isclose(f(10), 0.0)
+
+
+@pytest.mark.parametrize("name", sorted(optimizers.REGISTRY))
+@pytest.mark.parametrize("schedule", [{}, {"schedule": "linear_decay", "decay_factor": 0.1,
+                                          "warmup_steps": 2},
+                                      {"schedule": "cosine", "decay_steps_fraction": 0.5}])
+def test_hyperparameter_values_are_inputs_not_constants(name, schedule):
+  """optimizers.factory: two points of a search space lower to the same program (so a
+  study compiles once), and the rule it builds is build()'s."""
+  params = {"w": jnp.array([1.0, -2.0, 3.0]), "b": jnp.array(0.5)}
+  grads = jax.tree.map(lambda p: 0.3 * p + 0.1, params)
+
+  def steps(make, values):
+    tx = make(values)
+    state = tx.init(params)
+    p = params
+    for _ in range(3):
+      updates, state = tx.update(grads, state, p)
+      p = optax.apply_updates(p, updates)
+    return p
+
+  programs, results = [], []
+  for scale in (1.0, 0.5):
+    hp = {**schedule, "learning_rate": 0.01 * scale}
+    make, values = optimizers.factory(name, hp, train_steps=10)
+    assert not set(values) & set(optimizers.STRUCTURAL_HPARAMS)
+    programs.append(jax.jit(steps, static_argnums=0).lower(make, values).as_text())
+    results.append(jax.jit(steps, static_argnums=0)(make, values))
+    expected = steps(lambda v: optimizers.build(name, hp, train_steps=10), None)
+    for a, b in zip(jax.tree.leaves(results[-1]), jax.tree.leaves(expected)):
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  assert programs[0] == programs[1]
+  assert not np.allclose(results[0]["w"], results[1]["w"])
