@@ -9,6 +9,7 @@ runs the current one).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Iterator, Mapping
 
 import jax
@@ -19,9 +20,12 @@ import workloads
 from workloads.base import pad_batch
 
 
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["arrays"],
+                   meta_fields=["batch_size"])
 @dataclasses.dataclass(frozen=True)
 class DeviceData:
-  """A split on the device plus how to draw training batch `step` from it."""
+  """A split on the device plus how to draw training batch `step` from it.
+  A pytree (the arrays are leaves), so the train step takes it as an input."""
   arrays: Mapping[str, jax.Array]
   batch_size: int
 
@@ -60,10 +64,15 @@ def eval_batches(arrays: Mapping[str, np.ndarray], batch_size: int, split: str =
   if n == 0:
     raise workloads.DataError(f"the {split} split has no examples (data set too small "
                               "for the workload's sequence length or split sizes?)")
-  batch_size = -(-min(batch_size, n) // multiple) * multiple
-  nb = -(-n // batch_size)
-  return {k: v.reshape((nb, batch_size) + v.shape[1:])
-          for k, v in pad_batch(arrays, nb * batch_size).items()}
+  batch_size = round_up(min(batch_size, n), multiple)
+  padded = round_up(n, batch_size)
+  return {k: v.reshape((padded // batch_size, batch_size) + v.shape[1:])
+          for k, v in pad_batch(arrays, padded).items()}
+
+
+def round_up(n: int, multiple: int) -> int:
+  """The smallest multiple of `multiple` that is >= n."""
+  return -(-n // multiple) * multiple
 
 
 def train_subset(arrays: Mapping[str, np.ndarray], size: int) -> dict[str, np.ndarray]:

@@ -130,8 +130,7 @@ def run_loop(workload: Workload,
 
   if workload.in_memory:
     train = workload.arrays("train")
-    train_arrays = parallel.put(train, replicated)
-    device_train = data_lib.DeviceData(train_arrays, cfg.batch_size)
+    device_train = data_lib.DeviceData(parallel.put(train, replicated), cfg.batch_size)
     if device_train.steps_per_epoch < 1:
       raise ValueError(f"batch_size {cfg.batch_size} exceeds the {device_train.size} "
                        f"training examples of {workload.name}")
@@ -156,8 +155,8 @@ def run_loop(workload: Workload,
     params = optax.apply_updates(params, updates)
     return (params, model_state, opt_state), loss
 
-  def chunk_in_memory(carry, order, h, keys, arrays, start, length):
-    data, data_key, step_key = data_lib.DeviceData(arrays, cfg.batch_size), *keys
+  def chunk_in_memory(carry, order, h, keys, data, start, length):
+    data_key, step_key = keys
     def body(c, i):
       state, order = c
       step = start + i
@@ -212,7 +211,7 @@ def run_loop(workload: Workload,
   for i, end in enumerate(ends):
     t0 = time.perf_counter()
     if workload.in_memory:
-      carry, order, losses = run_chunk(carry, order, hp, (data_key, step_key), train_arrays,
+      carry, order, losses = run_chunk(carry, order, hp, (data_key, step_key), device_train,
                                        jnp.int32(step), end - step)
     else:
       carry, losses = run_chunk(carry, hp, step_key, jnp.int32(step), batches)
@@ -283,8 +282,7 @@ class _StreamEvaluator:
     self._splits = ["validation"] + (["test"] if eval_test else [])
     self._sums = jax.jit(workload.eval_sums, out_shardings=parallel.replicated(mesh))
     self._sharding = parallel.split_examples(mesh)
-    size = workload.eval_batch_size
-    self._padded_size = -(-size // mesh.size) * mesh.size
+    self._padded_size = data_lib.round_up(workload.eval_batch_size, mesh.size)
 
   def __call__(self, params: Any, model_state: Any) -> dict[str, float]:
     out = {}
