@@ -23,14 +23,14 @@ def _trial_task(study: study_lib.Study, output_dir: str, index: int) -> int:
   runner = study_lib.StudyRunner(study, output_dir, log=lambda m: None)
   p = (runner.adaptive_trial(index) if runner.adaptive
        else runner.prepare(write=False)[index])
-  counts = {"ran": 0, "skipped": 0, "busy": 0}
+  counts = study_lib.new_counts()
   runner.run_one(p, counts, time.perf_counter())
   return counts["ran"]
 
 
 def _reruns_task(study: study_lib.Study, output_dir: str) -> int:
   runner = study_lib.StudyRunner(study, output_dir, log=lambda m: None)
-  counts = {"ran": 0, "skipped": 0, "busy": 0}
+  counts = study_lib.new_counts()
   runner.rerun_best(counts, time.perf_counter())
   return counts["ran"]
 

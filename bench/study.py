@@ -131,6 +131,11 @@ def trial_specs(study: Study, points: Sequence[Mapping[str, Any]], start: int = 
   return specs
 
 
+def new_counts() -> dict[str, int]:
+  """What a runner did with the trials it looked at: ran, already done, running elsewhere."""
+  return {"ran": 0, "skipped": 0, "busy": 0}
+
+
 def budget_trials(budget: Mapping[str, Any]) -> tuple[int, int]:
   """(search trials, seed reruns of the best point) of a protocol budget
   (the ConfigDict, or its plain form as stored in study.json)."""
@@ -219,7 +224,7 @@ class StudyRunner:
   def run(self, prepared: Sequence[trial.PreparedTrial] | None = None) -> dict[str, int]:
     """Run owned, unfinished trials; then the best point's extra seeds if any."""
     prepared = list(prepared) if prepared is not None else self.prepare()
-    counts = {"ran": 0, "skipped": 0, "busy": 0}
+    counts = new_counts()
     t_start = time.perf_counter()
     for p in prepared:
       i = p.spec.trial_index
