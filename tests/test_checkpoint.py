@@ -2,15 +2,13 @@
 import functools
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from bench import checkpoint, trial
-from conftest import ROOT
+from conftest import ROOT, kill_after_checkpoint
 
 SPEC = dict(workload="mnist1d_mlp", optimizer="nesterov", batch_size=64, train_steps=200,
             eval_every=50, max_steps_per_dispatch=25,
@@ -76,15 +74,7 @@ def test_sigkilled_cli_trial_resumes(tmp_path):
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": ROOT}
   p = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        start_new_session=True)
-  state = out / "checkpoint" / checkpoint.STATE
-  deadline = time.time() + 300
-  while time.time() < deadline and p.poll() is None:
-    if state.exists() and json.loads(state.read_text())["step"] >= 500:
-      break
-    time.sleep(0.05)
-  assert p.poll() is None, "the trial ended before it could be killed"
-  os.killpg(p.pid, signal.SIGKILL)
-  p.communicate()
+  kill_after_checkpoint([p], out / "checkpoint" / checkpoint.STATE, 500, timeout=300)
   assert not (out / "record.json").exists()
   done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
   assert done.returncode == 0, done.stderr[-2000:]

@@ -1,17 +1,15 @@
 """Data parallelism across processes (jax.distributed, gloo on CPU) and devices."""
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 import types
 
 import pytest
 
 from bench import checkpoint, parallel
-from conftest import ROOT
+from conftest import ROOT, kill_after_checkpoint
 
 TRIAL = ["--workload=mnist1d_mlp", "--optimizer=nesterov",
          "--config.hparams.learning_rate=0.05", "--config.hparams.schedule=linear_decay",
@@ -73,16 +71,7 @@ def test_two_processes_killed_and_resumed_match_one_process(tmp_path):
 
   out = tmp_path / "two_proc"
   procs = start_two_processes(out, 160, "--config.checkpoint_every_sec=0")
-  state = out / "checkpoint" / checkpoint.STATE
-  deadline = time.time() + 240
-  while time.time() < deadline and all(p.poll() is None for p in procs):
-    if state.exists() and json.loads(state.read_text())["step"] >= 40:
-      break
-    time.sleep(0.05)
-  assert all(p.poll() is None for p in procs), "the trial ended before it could be killed"
-  for p in procs:
-    os.killpg(p.pid, signal.SIGKILL)
-    p.wait()
+  kill_after_checkpoint(procs, out / "checkpoint" / checkpoint.STATE, 40, timeout=240)
   assert not (out / "record.json").exists()
   stdout0, stdout1 = finish(start_two_processes(out, 160, "--config.checkpoint_every_sec=0"))
   rec, two_processes = curve(out)
