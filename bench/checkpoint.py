@@ -3,8 +3,9 @@
 A checkpoint is orbax's save of the loop state (parameters, model state,
 optimizer state, in-memory data order; a stream restarts at the step) at a
 dispatch boundary, in `step_<N>/`, plus `state.json` naming it together with
-the step, the curve so far and the loop's counters. state.json is written atomically only after orbax has finished, so
-it always names a complete checkpoint; older ones are removed after that.
+the step, the curve so far and the loop's counters. state.json is written
+atomically only after orbax has finished, so it always names a complete
+checkpoint; older ones are removed after that.
 Randomness is a function of the global step, so a resumed trial computes
 exactly what the uninterrupted one would have.
 

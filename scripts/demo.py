@@ -48,5 +48,6 @@ def main(argv):
   path = report.write_report(str(results), str(out / "report"))
   print(f"\nreport: {path}")
 
+
 if __name__ == "__main__":
   app.run(main)
