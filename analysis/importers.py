@@ -10,10 +10,12 @@
   val/cross_entropy_error, ...). COMPLETE -> ok, INFEASIBLE -> diverged,
   INCOMPLETE -> failed, so steps_to_result reproduces their rule by default.
 * algoperf: AlgoPerf trial logs `.../<workload>_<framework>/trial_N/
-  eval_measurements.csv`. validation/ -> val/; higher-is-better metrics become
-  lower-is-better (accuracy -> error = 1 - accuracy, others -> neg_<m> = -m);
-  wall_time is accumulated_submission_time (the time AlgoPerf scores). AlgoPerf
-  counts a target as reached at equality: use strict=False with its goals.
+  eval_measurements.csv` (found and read by analysis.algoperf_logs; scored the
+  official way by analysis.algoperf). validation/ -> val/; higher-is-better
+  metrics become lower-is-better (accuracy -> error = 1 - accuracy, others ->
+  neg_<m> = -m); wall_time is accumulated_submission_time (the time AlgoPerf
+  scores). AlgoPerf counts a target as reached at equality: use strict=False
+  with its goals.
 
 Each returns analysis.load.Results; files that cannot be read are reported in
 `problems` and skipped.
@@ -24,15 +26,13 @@ import json
 import logging
 import math
 import os
-import re
 from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
-from analysis import schema
+from analysis import algoperf_logs, schema
 from analysis.load import Results
-from analysis.profiles import performance_profile  # noqa: F401  (AlgoPerf scoring lives there)
 from analysis.steps_to_result import goal_times
 
 log = logging.getLogger(__name__)
@@ -269,9 +269,7 @@ def batch_science(root: str | os.PathLike, *,
 
 _ALGOPERF_MAXIMIZED = ("accuracy", "mean_average_precision", "ssim", "bleu")
 _SPLIT = {"train": "train", "validation": "val", "test": "test"}
-_FRAMEWORK = re.compile(r"^(.*)_(jax|pytorch)$")
-_TRIAL = re.compile(r"^trial_(\d+)$")
-_STUDY = re.compile(r"^study_(\d+)$")
+_ALGOPERF_EXTRAS = ("total_duration", "accumulated_eval_time", "preemption_count")
 
 
 def _algoperf_metric(metric: str) -> tuple[str, Any]:
@@ -288,85 +286,65 @@ def algoperf(path: str | os.PathLike, *,
   """AlgoPerf trial logs under `path` as trials and curves.
 
   Layout `[<submission>/][study_<n>/]<workload>_<framework>/trial_<n>/
-  eval_measurements.csv` (optional `hparams.json` beside it becomes hp/).
+  eval_measurements.csv` (optional `hparams.json` beside it becomes hp/); what
+  does not fit it (stray `study_<n>/trial_<n>/` folders, trial folders without a
+  log) is reported in `problems` and skipped (analysis.algoperf_logs).
   `targets` maps a workload name (framework suffix dropped) to its validation
   target in AlgoPerf's own terms, e.g. {'mnist': ('accuracy', 0.97)}; it is
   stored converted ('error', 0.03) and goal_step / goal_time are computed with
   AlgoPerf's non-strict rule. Extra columns: submission, study, framework,
-  goal_time (accumulated_submission_time at the target).
+  goal_time (accumulated_submission_time at the target). To score a
+  leaderboard, use analysis.algoperf (the official rule and targets).
   """
   root = os.fspath(path)
-  problems: list[str] = []
-  report = _reporter(problems)
-  trial_rows, curve_frames = [], []
-  for d, dirs, files in sorted(os.walk(root)):
-    dirs.sort()
-    if "eval_measurements.csv" not in files:
-      continue
-    csv = os.path.join(d, "eval_measurements.csv")
-    rel = os.path.relpath(d, root).replace(os.sep, "/")
-    parts = [] if rel == "." else rel.split("/")
-    trial = parts[-1] if parts else os.path.basename(root)
-    wl_dir = parts[-2] if len(parts) >= 2 else "unknown"
-    m = _FRAMEWORK.match(wl_dir)
-    workload, framework = (m.group(1), m.group(2)) if m else (wl_dir, None)
-    rest = parts[:-2]
-    study = rest[-1] if rest and _STUDY.match(rest[-1]) else "study_0"
-    if rest and _STUDY.match(rest[-1]):
-      rest = rest[:-1]
-    submission = "/".join(rest) if rest else os.path.basename(os.path.abspath(root))
-    try:
-      raw = pd.read_csv(csv)
-      if "global_step" not in raw.columns:
-        raise ValueError("no global_step column")
-    except (OSError, ValueError, pd.errors.ParserError) as e:
-      report(csv, f"unreadable eval log ({type(e).__name__}: {str(e)[:60]})")
-      continue
-    curve = pd.DataFrame({"step": pd.to_numeric(raw["global_step"], errors="coerce")})
-    curve["wall_time"] = (pd.to_numeric(raw["accumulated_submission_time"], errors="coerce")
-                          if "accumulated_submission_time" in raw.columns else np.nan)
-    for col in raw.columns:
-      split, sep, metric = col.partition("/")
-      if not sep or split not in _SPLIT or metric == "num_examples":
-        if col in ("total_duration", "accumulated_eval_time", "preemption_count"):
-          curve[col] = raw[col]
-        continue
+  logs = algoperf_logs.read(root)
+  problems = [os.path.join(root, p) for p in logs.problems]
+  if problems:
+    log.warning("skipped %d item(s) under %s (see Results.problems), e.g. %s", len(problems),
+                root, problems[0])
+  t = logs.trials
+  study_id = t["submission"] + "/" + t["study"] + "/" + t["workload"]
+  trial_id = study_id + "/" + t["trial"]
+  e = logs.evals
+  ids = e["log_id"].to_numpy()
+  curves = pd.DataFrame({
+      "trial_id": trial_id.to_numpy()[ids], "study_id": study_id.to_numpy()[ids],
+      "step": pd.to_numeric(e[algoperf_logs.STEP], errors="coerce").to_numpy(dtype=float),
+      "wall_time": (e["accumulated_submission_time"].to_numpy(dtype=float)
+                    if "accumulated_submission_time" in e else np.nan)})
+  for col in e.columns:
+    split, sep, metric = str(col).partition("/")
+    if sep and split in _SPLIT and metric != "num_examples":
       name, fn = _algoperf_metric(metric)
-      curve[f"{_SPLIT[split]}/{name}"] = fn(pd.to_numeric(raw[col], errors="coerce"))
-    study_id = "/".join([submission, study, workload])
-    trial_id = f"{study_id}/{trial}"
-    losses = [c for c in curve.columns if c.endswith("/loss")]
-    nonfinite = ~np.isfinite(curve[losses].to_numpy(dtype=float)).all(axis=1) if losses else None
-    diverged = nonfinite is not None and bool(nonfinite.any())
-    goal_metric, threshold = None, math.nan
-    if targets and workload in targets:
-      native, value = targets[workload]
-      goal_metric, fn = _algoperf_metric(native.split("/")[-1])
-      threshold = float(fn(float(value)))
-    tm = _TRIAL.match(trial)
-    row = {"trial_id": trial_id, "study_id": study_id, "experiment": "algoperf",
-           "protocol_name": submission, "workload": workload, "submission": submission,
-           "study": study, "framework": framework,
-           "trial_index": int(tm.group(1)) if tm else math.nan,
-           "status": "diverged" if diverged else "ok",
-           "status_reason": "non-finite loss" if diverged else "",
-           "diverged_step": float(curve["step"][nonfinite].min()) if diverged else math.nan,
-           "goal_metric": goal_metric, "goal_threshold": threshold,
-           "train_steps": float(curve["step"].max()), "source": "algoperf", "path": csv}
-    hp_path = os.path.join(d, "hparams.json")
-    if os.path.isfile(hp_path):
-      try:
-        with open(hp_path, encoding="utf-8") as f:
-          for k, v in json.load(f).items():
-            row[f"hp/{k}"] = v
-      except (OSError, ValueError, AttributeError):
-        report(hp_path, "unreadable hparams.json, hyperparameters left empty")
-    trial_rows.append(row)
-    curve.insert(0, "study_id", study_id)
-    curve.insert(0, "trial_id", trial_id)
-    curve_frames.append(curve)
-  trials = pd.DataFrame(trial_rows)
-  curves = pd.concat(curve_frames, ignore_index=True) if curve_frames else pd.DataFrame()
+      curves[f"{_SPLIT[split]}/{name}"] = fn(e[col].to_numpy(dtype=float))
+    elif col in _ALGOPERF_EXTRAS:
+      curves[col] = e[col].to_numpy()
+  losses = [c for c in curves.columns if c.endswith("/loss")]
+  bad = ~np.isfinite(curves[losses].to_numpy(dtype=float)).all(axis=1) if losses else \
+      np.zeros(len(curves), dtype=bool)
+  first_bad = pd.Series(curves["step"].to_numpy()[bad], index=ids[bad]).groupby(level=0).min()
+  diverged_step = t["log_id"].map(first_bad).astype(float)
+  diverged = diverged_step.notna().to_numpy()
+  goal_metric, threshold = pd.Series([None] * len(t), dtype=object), np.full(len(t), math.nan)
+  for name, (native, value) in (targets or {}).items():
+    metric, fn = _algoperf_metric(native.split("/")[-1])
+    rows = (t["workload"] == name).to_numpy()
+    goal_metric[rows] = metric
+    threshold[rows] = float(fn(float(value)))
+  steps = curves.groupby(ids, sort=False)["step"].max() if len(curves) else pd.Series(dtype=float)
+  trials = pd.DataFrame({
+      "trial_id": trial_id, "study_id": study_id, "experiment": "algoperf",
+      "protocol_name": t["submission"], "workload": t["workload"],
+      "submission": t["submission"], "study": t["study"], "framework": t["framework"],
+      "trial_index": t["trial_index"].astype(float),
+      "status": np.where(diverged, "diverged", "ok"),
+      "status_reason": np.where(diverged, "non-finite loss", ""),
+      "diverged_step": diverged_step.to_numpy(), "goal_metric": goal_metric.to_numpy(),
+      "goal_threshold": threshold, "train_steps": t["log_id"].map(steps).to_numpy(dtype=float),
+      "source": "algoperf", "path": t["path"]})
+  hparams = _algoperf_hparams(t["path"], problems)
+  if not hparams.empty:
+    trials = pd.concat([trials, hparams.set_index(trials.index)], axis=1)
   results = _results(trials, curves, problems)
   t = results.trials
   if not t.empty:
@@ -375,3 +353,20 @@ def algoperf(path: str | os.PathLike, *,
     t["goal_step"] = t["trial_id"].map(steps).to_numpy(dtype=float)
     t["goal_time"] = t["trial_id"].map(times).to_numpy(dtype=float)
   return results
+
+
+def _algoperf_hparams(paths: pd.Series, problems: list[str]) -> pd.DataFrame:
+  """hp/<name> columns from each trial's hparams.json (absent file: empty row)."""
+  rows = []
+  for csv in paths:
+    hp_path = os.path.join(os.path.dirname(csv), "hparams.json")
+    row: dict[str, Any] = {}
+    if os.path.isfile(hp_path):
+      try:
+        with open(hp_path, encoding="utf-8") as f:
+          row = {f"hp/{k}": v for k, v in json.load(f).items()}
+      except (OSError, ValueError, AttributeError):
+        problems.append(f"{hp_path}: unreadable hparams.json, hyperparameters left empty")
+        log.warning("skipped %s: unreadable hparams.json", hp_path)
+    rows.append(row)
+  return pd.DataFrame(rows, index=range(len(rows)))
