@@ -528,18 +528,29 @@ def context(results_dir: str, out_dir: str, **options: Any) -> Context:
                  playbook.search_spaces(results.studies), **options)
 
 
+def no_records(results_dir: str, problems: Sequence[str]) -> str:
+  """The one line for a folder without trial records, naming the tool for what it holds."""
+  line = f"--results_dir {results_dir}: no trial records (record.json) found"
+  if any(p.split(": ")[0].endswith("eval_measurements.csv") for p in problems):
+    return (f"{line}; it holds AlgoPerf logs: score them with "
+            f"python -m analysis.algoperf --logs={results_dir}")
+  return f"{line} ({len(problems)} other file(s) skipped)" if problems else line
+
+
 def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                  n_boot: int = 1000, k_curves: int = 3, seed: int = 0) -> str:
   """Write OUTDIR/report.md (and figures/) for a results directory; return its path.
 
-  Raises ReportError (one line) for a missing results directory or an unwritable
-  output folder.
+  Raises ReportError (one line), writing nothing, for a missing results
+  directory, one without trial records, or an unwritable output folder.
   """
   results_dir, out_dir = os.fspath(results_dir), os.fspath(out_dir)
   if not os.path.isdir(results_dir):
     raise ReportError(f"--results_dir {results_dir}: not a directory")
-  _prepare_out(out_dir)
   ctx = context(results_dir, out_dir, n_boot=n_boot, k_curves=k_curves, seed=seed)
+  if ctx.trials.empty:
+    raise ReportError(no_records(results_dir, ctx.results.problems))
+  _prepare_out(out_dir)
   lines = [f"# Results report: {os.path.basename(os.path.abspath(results_dir))}", ""]
   for title, build in SECTIONS:
     lines += _section(ctx, title, build)
@@ -574,14 +585,33 @@ def main(argv: Sequence[str]) -> int:
     print(f"error: unexpected arguments {' '.join(argv[1:])}", file=sys.stderr)
     return 1
   f = flags.FLAGS
+  skipped = _SkipCounter()
+  logging.getLogger("analysis.load").addFilter(skipped)  # report.md lists them all
   try:
     path = write_report(f.results_dir, f.out, n_boot=f.n_boot, k_curves=f.k_curves,
                         seed=f.seed)
   except ReportError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
+  if skipped.count:
+    print(f"note: {skipped.count} file(s) skipped while loading (listed under Load problems)",
+          file=sys.stderr)
   print(path)
   return 0
+
+
+class _SkipCounter(logging.Filter):
+  """Counts analysis.load's per-file warnings instead of printing thousands of lines."""
+
+  def __init__(self) -> None:
+    super().__init__()
+    self.count = 0
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    if record.levelno == logging.WARNING:
+      self.count += 1
+      return False
+    return True
 
 
 if __name__ == "__main__":

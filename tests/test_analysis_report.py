@@ -180,8 +180,13 @@ def test_bad_input_is_one_line(tmp_path):
     report.write_report(tmp_path / "missing", tmp_path / "out")
   blocker = tmp_path / "file"
   blocker.write_text("x")
+  root = tmp_path / "one"
+  root.mkdir()
+  _write_study(root, "only", "shallue", SHALLUE_SPACE, 64,
+               [_record("only", 0, "nesterov", "shallue", {"learning_rate": 0.1,
+                                                           "momentum": 0.9}, 64, seed=0)])
   with pytest.raises(report.ReportError, match="cannot create"):
-    report.write_report(tmp_path, blocker / "out")
+    report.write_report(root, blocker / "out")
   run = subprocess.run([sys.executable, "-m", "analysis.report",
                         f"--results_dir={tmp_path / 'missing'}", f"--out={tmp_path / 'o'}"],
                        capture_output=True, text=True,
@@ -190,6 +195,26 @@ def test_bad_input_is_one_line(tmp_path):
   assert "Traceback" not in run.stderr
   assert run.stderr.strip().splitlines() == [f"error: --results_dir {tmp_path / 'missing'}: "
                                              "not a directory"]
+
+
+def test_no_trial_records_is_one_line_and_writes_nothing(tmp_path):
+  logs = tmp_path / "logs" / "sub" / "study_0" / "mnist_jax" / "trial_1"
+  logs.mkdir(parents=True)
+  (logs / "eval_measurements.csv").write_text("global_step,score\n1,2.0\n")
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  with pytest.raises(report.ReportError, match="no trial records"):
+    report.write_report(empty, tmp_path / "out_empty")
+  run = subprocess.run([sys.executable, "-m", "analysis.report",
+                        f"--results_dir={tmp_path / 'logs'}", f"--out={tmp_path / 'out'}"],
+                       capture_output=True, text=True,
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert run.returncode == 1 and "Traceback" not in run.stderr
+  lines = run.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith(f"error: --results_dir {tmp_path / 'logs'}: "
+                                                  "no trial records")
+  assert "python -m analysis.algoperf --logs=" in lines[0]
+  assert not (tmp_path / "out").exists() and not (tmp_path / "out_empty").exists()
 
 
 # --------------------------------------------------------------------- playbook checks
