@@ -8,6 +8,10 @@ The performance ratio is that score over the best submission's score on the
 workload; the profile rho(tau) is the fraction of all workloads with ratio <= tau,
 for tau in [1, max_tau]; the benchmark score is the profile's area over
 [1, max_tau] divided by (max_tau - 1), so 1.0 means fastest everywhere.
+
+This is the generic, simplified profile the report draws for any results. To
+score AlgoPerf itself (its targets, the fewest-evaluations trial per study, the
+budget cap and the held-out workload rules), use analysis.algoperf_score.
 """
 from __future__ import annotations
 
@@ -15,6 +19,9 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
+
+
+TAU_POINTS = 100  # AlgoPerf's grid: 100 evenly spaced points on [1, max_tau]
 
 
 class Profile(NamedTuple):
@@ -54,7 +61,8 @@ def performance_profile(trials: pd.DataFrame, *, time_col: str = "goal_step",
   with np.errstate(invalid="ignore", divide="ignore"):
     ratios = times / best
   ratios = ratios.fillna(np.inf)  # inf / inf: nobody reached the target
-  taus = np.linspace(1.0, max_tau, 301) if taus is None else np.asarray(taus, dtype=float)
+  taus = (np.linspace(1.0, max_tau, TAU_POINTS) if taus is None
+          else np.asarray(taus, dtype=float))
   r = ratios.to_numpy()
   rho = (r[:, :, None] <= taus[None, None, :]).sum(axis=1) / max(len(wl), 1)
   profile = pd.DataFrame(rho, index=ratios.index, columns=pd.Index(taus, name="tau"))
