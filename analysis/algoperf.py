@@ -35,8 +35,9 @@ _SHORT = {algoperf_score.NOT_REACHED: "inf", algoperf_score.NOT_RUN: "not run",
           algoperf_score.AFTER_BUDGET: "inf (budget)", algoperf_score.BASE_MISSED: "base",
           algoperf_score.OVER_RATIO: "4x"}
 LEGEND = ("inf: the median study missed the target; not run: no logs; inf (budget): reached "
-          "only after the max runtime; X -> inf (4x): over 4x the fastest; (variant): its "
-          "held-out variant missed; (base): its base workload missed")
+          "only after the max runtime;",
+          "X -> inf (4x): over 4x the fastest; (variant): its held-out variant missed; (base): "
+          "its base workload missed")
 
 
 class ScoreError(ValueError):
@@ -55,9 +56,14 @@ class Scored:
 
 
 def resolve_logs(logs: str, ruleset: str) -> str:
-  """DIR, or DIR/<ruleset> when DIR is the published `logs/` folder holding both rulesets."""
-  sub = os.path.join(logs, ruleset)
-  return sub if os.path.isdir(sub) else logs
+  """DIR, or DIR/<ruleset> when DIR is the published `logs/` folder of ruleset folders."""
+  if os.path.isdir(os.path.join(logs, ruleset)):
+    return os.path.join(logs, ruleset)
+  others = [r for r in RULESETS if os.path.isdir(os.path.join(logs, r))]
+  if others:
+    raise ScoreError(f"--logs={logs}: no {ruleset}/ folder (it holds "
+                     f"{', '.join(r + '/' for r in others)}); pick --ruleset accordingly")
+  return logs
 
 
 def score_logs(logs: str, version: str = "0.5", ruleset: str = "external_tuning",
@@ -130,19 +136,20 @@ def _unscored(trials: pd.DataFrame, scored: set[str]) -> dict[str, list[str]]:
 
 
 def _layout_notes(board: Leaderboard, ruleset: str) -> list[str]:
-  """Workloads whose studies or trials per study differ from the version's protocol."""
+  """Submission/workload pairs whose studies or trials per study differ from the protocol."""
   v, s = board.version, board.studies
   if v.name == algoperf_store.HARNESS:
     return []
   trials = v.num_trials if ruleset == "external_tuning" else 1
-  notes = []
+  shapes: dict[str, list[str]] = collections.defaultdict(list)
   for (sub, wl), g in s.groupby(["submission", "workload"]):
-    odd = g["n_trials"] != trials
-    if len(g) != v.num_studies or odd.any():
+    if len(g) != v.num_studies or (g["n_trials"] != trials).any():
       per = ",".join(str(int(n)) for n in g["n_trials"])
-      notes.append(f"{sub} / {wl}: {len(g)} studies (trials per study: {per}); "
-                   f"v{v.name} {ruleset} expects {v.num_studies} x {trials}")
-  return notes
+      shapes[f"{len(g)} studies of {per} trials"].append(f"{sub} / {wl}")
+  expect = f"v{v.name} {ruleset} expects {v.num_studies} studies of {trials} trial(s)"
+  return [f"{len(pairs)} submission/workload pair(s) ran {shape} ({expect}): "
+          + ", ".join(pairs[:3]) + (", ..." if len(pairs) > 3 else "")
+          for shape, pairs in shapes.items()]
 
 
 def baseline_name(board: Leaderboard, requested: str | None) -> str | None:
@@ -234,7 +241,7 @@ def summary(res: Scored, baseline: str | None) -> list[str]:
                   + [[str(b.rank[s]), str(s), f"{b.score[s]:.4f}"] for s in order])
   unit = "steps" if b.by == "step" else "s"
   lines += ["", f"Time to target ({unit}): median over studies of the trial that reached it in "
-            "the fewest evaluations", *time_table(b), f"  {LEGEND}"]
+            "the fewest evaluations", *time_table(b), *(f"  {x}" for x in LEGEND)]
   if baseline is not None:
     lines += ["", f"Speedup against {baseline}: geometric mean over base workloads of median "
               f"time / {baseline}'s, a miss counting as the max runtime + 1 s "
@@ -309,7 +316,8 @@ def run(*, logs: str | None, results_dir: str | None, version: str, ruleset: str
   base = baseline_name(res.board, baseline)
   lines = summary(res, base)
   if out:
-    lines += ["", "wrote " + ", ".join(write(res, out, base))]
+    lines += ["", f"wrote to {out}: " + ", ".join(os.path.relpath(p, out)
+                                                  for p in write(res, out, base))]
   return lines
 
 

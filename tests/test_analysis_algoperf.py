@@ -325,6 +325,8 @@ def test_cli_prints_scores_times_speedups_and_writes_the_figure(tmp_path):
   os.rename(logs, tmp_path / "published" / "external_tuning")
   assert "under " + str(tmp_path / "published" / "external_tuning") in _run(
       logs=str(tmp_path / "published"))[0]
+  with pytest.raises(algoperf.ScoreError, match="no self_tuning/ folder"):
+    _run(logs=str(tmp_path / "published"), ruleset="self_tuning")
 
 
 @pytest.mark.parametrize("kw, message", [
