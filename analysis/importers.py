@@ -319,9 +319,12 @@ def algoperf(path: str | os.PathLike, *,
       curves[f"{_SPLIT[split]}/{name}"] = fn(e[col].to_numpy(dtype=float))
     elif col in _ALGOPERF_EXTRAS:
       curves[col] = e[col].to_numpy()
-  losses = [c for c in curves.columns if c.endswith("/loss")]
-  bad = ~np.isfinite(curves[losses].to_numpy(dtype=float)).all(axis=1) if losses else \
-      np.zeros(len(curves), dtype=bool)
+  # A loss column counts for a trial only if its own log has it: logs of other workloads
+  # (other headers) leave it NaN, which is not divergence.
+  losses = [c for c in curves.columns if c.split("/", 1)[-1].endswith("loss")]
+  values = curves[losses].to_numpy(dtype=float)
+  logged = pd.DataFrame(~np.isnan(values)).groupby(ids).transform("any").to_numpy(dtype=bool)
+  bad = (logged & ~np.isfinite(values)).any(axis=1)
   first_bad = pd.Series(curves["step"].to_numpy()[bad], index=ids[bad]).groupby(level=0).min()
   diverged_step = t["log_id"].map(first_bad).astype(float)
   diverged = diverged_step.notna().to_numpy()

@@ -165,3 +165,25 @@ def test_performance_profile_math():
   np.testing.assert_allclose(prof.ratios.loc["B"], [2.0, 1.0, 1.0])
   np.testing.assert_allclose(prof.profile.loc["A"], [1 / 3, 1 / 3, 2 / 3, 2 / 3])
   np.testing.assert_allclose(prof.profile.loc["B"], [2 / 3, 2 / 3, 1.0, 1.0])
+
+
+def test_algoperf_divergence_reads_only_each_trials_own_loss_columns(tmp_path):
+  # Two workloads with different headers: the speech log has ctc_loss only, so the
+  # image workload's loss columns are NaN in its rows; that is not divergence. A NaN
+  # in a loss column the trial's own log has is.
+  def log(path, header, rows):
+    path.mkdir(parents=True)
+    (path / "eval_measurements.csv").write_text(
+        header + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n")
+  root = tmp_path / "sub" / "study_0"
+  log(root / "mnist_jax" / "trial_1", "global_step,score,train/loss,validation/accuracy",
+      [(1, 1.0, 2.0, 0.1), (100, 9.0, 0.5, 0.9)])
+  speech = "global_step,score,train/ctc_loss,validation/wer"
+  log(root / "librispeech_deepspeech_jax" / "trial_1", speech, [(1, 1.0, 30.0, 4.0),
+                                                              (100, 9.0, 1.0, 0.2)])
+  log(root / "librispeech_deepspeech_jax" / "trial_2", speech, [(1, 1.0, 30.0, 4.0),
+                                                              (100, 9.0, "nan", 0.9)])
+  t = importers.algoperf(tmp_path).trials.set_index("trial_id")["status"]
+  assert t["sub/study_0/mnist/trial_1"] == "ok"
+  assert t["sub/study_0/librispeech_deepspeech/trial_1"] == "ok"
+  assert t["sub/study_0/librispeech_deepspeech/trial_2"] == "diverged"
