@@ -206,6 +206,7 @@ def _trial_row(path: str, rec: Mapping[str, Any], study: Mapping[str, Any]) -> d
       "steps_per_sec": _num(rec.get("steps_per_sec")),
       "train_time_sec": _num(rec.get("train_time_sec")),
       "wall_time_sec": _num(rec.get("wall_time_sec")),
+      "pack_size": _num(rec.get("pack_size")),  # trials sharing this lane's clock; NaN: solo
       "source": "bench",
       "path": path,
   }

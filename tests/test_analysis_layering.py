@@ -6,7 +6,8 @@ import sys
 
 
 def test_analysis_imports_no_training_stack():
-  code = ("import sys, analysis, analysis.importers, analysis.algoperf, analysis.algoperf_store; "
+  code = ("import sys, analysis, analysis.importers, analysis.algoperf, analysis.algoperf_store, "
+          "analysis.budget_rankings, analysis.clock_rankings, analysis.algoperf_rankings; "
           "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
           "('jax', 'jaxlib', 'flax', 'optax', 'bench', 'workloads', 'tensorflow')); "
           "print(','.join(bad))")
