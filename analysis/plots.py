@@ -5,8 +5,9 @@ and curves tables of analysis.load), writes one PNG at `path` and returns that
 path. Shallue et al. 2018: steps_to_result_plot (Fig. 1), effective_lr_plot
 (Fig. 8), budget_plot (Fig. 11). Choi et al. 2019: ranking_plot (Figs. 3/4).
 The tuning playbook: axis_plot (boundary check), isolation_plot,
-training_curves_plot. Also best_of_k_plot and performance_profile_plot
-(AlgoPerf). Values of +inf (goal never reached, diverged) are not drawn.
+training_curves_plot. Also best_of_k_plot, performance_profile_plot (AlgoPerf),
+rank_vs_budget_plot and clock_rank_plot (rankings across training budgets and by
+steps vs by wall-clock). Values of +inf (goal never reached, diverged) are not drawn.
 """
 from __future__ import annotations
 
@@ -514,3 +515,118 @@ def performance_profile_plot(profile: pd.DataFrame, path: str | os.PathLike, *,
   ax.set_title(title or "Performance profiles")
   _legend(ax)
   return _save(fig, path)
+
+
+# ------------------------------------------------------------ rankings: budgets, clocks
+
+def _colors(names: Sequence[Any]) -> dict[str, str]:
+  """One colour per submission, the same in every panel."""
+  return {str(n): f"C{i % 10}" for i, n in enumerate(sorted({str(n) for n in names}))}
+
+
+def rank_vs_budget_plot(scores: pd.DataFrame, changes: pd.DataFrame, path: str | os.PathLike,
+                        *, by: Sequence[str] = ("workload",), submission_col: str = "optimizer",
+                        unit: str = "step", title: str | None = None) -> str:
+  """Each submission's rank (1 = best) at each budget fraction, one panel per group.
+
+  `scores` and `changes` are analysis.budget_rankings'. Shaded: the bootstrap rank
+  band; dotted verticals: budgets where the order changes; stars: the submission
+  that moved ahead there (its name and p_after, the share of replicates agreeing).
+  """
+  panels = list(_groups(scores, by))
+  if not panels:
+    return _empty(path, title or "Ranks across budgets", "no group with two submissions")
+  fig, axes = _grid(len(panels), ncols=3, size=(4.6, 3.4))
+  colors = _colors(scores[submission_col])
+  for ax, (label, g) in zip(axes, panels):
+    names = sorted({str(n) for n in g[submission_col]})
+    sel = changes
+    for k in by:
+      if k in changes.columns:
+        sel = sel[sel[k].astype(str) == str(g[k].iloc[0])]
+    for i, name in enumerate(names):
+      s = g[g[submission_col].astype(str) == name].sort_values("fraction")
+      x = 100 * s["fraction"].to_numpy(dtype=float)
+      dy = 0.06 * (i - (len(names) - 1) / 2)  # tied lines stay visible
+      y = s["rank"].to_numpy(dtype=float) + dy
+      if "rank_lo" in s:
+        ax.fill_between(x, s["rank_lo"].to_numpy(dtype=float) + dy,
+                        s["rank_hi"].to_numpy(dtype=float) + dy, color=colors[name],
+                        alpha=0.08, lw=0, step="mid")
+      ax.plot(x, y, "o-", ms=3, color=colors[name], label=name)
+    for f in sorted(set(sel["fraction"])):
+      ax.axvline(100 * f, color="0.6", ls=":", lw=1)
+    for r in sel.itertuples():
+      row = g[(g["fraction"] == r.fraction) & (g[submission_col].astype(str) == str(r.ahead))]
+      if len(row):
+        ax.plot(100 * r.fraction, float(row["rank"].iloc[0]), "*", ms=10,
+                color=colors[str(r.ahead)], mec="k", mew=0.5)
+    n = len(names)
+    ax.set_ylim(n + 0.5, 0.5)
+    ax.set_yticks(range(1, n + 1))
+    ax.set_xlim(0, 105)
+    ax.set_xlabel(f"budget (% of the {'step' if unit == 'step' else 'wall-time'} budget)")
+    ax.set_ylabel("rank (1 = best)")
+    split = str(g["selected_on"].iloc[0]) if "selected_on" in g else "val"
+    ax.set_title(label + ("" if split == "val" else f" (selected on {split})"), fontsize=9)
+    _legend(ax, loc="best")
+  _suptitle(fig, title or "Ranks across training budgets (retrospective selection; "
+            "stars: who moved ahead)")
+  return _save(fig, path)
+
+
+def clock_rank_plot(table: pd.DataFrame, summary: pd.DataFrame, path: str | os.PathLike, *,
+                    overall: pd.DataFrame | None = None, title: str | None = None) -> str:
+  """Ranks by steps (left) and by seconds (right) per workload, one line per submission.
+
+  Tables are analysis.clock_rankings'. Solid thick lines: submissions whose rank
+  changes; x: missed the target on that clock. Panel titles give Spearman's rho;
+  flagged workloads (mixed pack sizes, pace outliers) say so under the axis.
+  """
+  panels = [(str(w), g.rename(columns={"submission": "sub"}))
+            for w, g in table.groupby("workload", sort=True)] if len(table) else []
+  if overall is not None and len(overall) and len(panels) > 1:
+    panels.append((None, overall.rename(columns={"submission": "sub"})))
+  if not panels:
+    return _empty(path, title or "Ranks by steps vs by seconds", "nothing to rank")
+  fig, axes = _grid(len(panels), ncols=4, size=(3.4, 3.2))
+  names = table["submission"] if len(table) else overall["submission"]
+  colors = _colors(names)
+  info = summary.set_index("workload") if len(summary) else pd.DataFrame()
+  for ax, (w, g) in zip(axes, panels):
+    key = w if w is not None else summary["workload"].iloc[-1]
+    order = list(colors)
+    for r in g.itertuples():
+      moved = r.rank_steps != r.rank_seconds
+      dy = 0.07 * (order.index(str(r.sub)) - (len(order) - 1) / 2)  # ties stay visible
+      ax.plot([0, 1], [r.rank_steps + dy, r.rank_seconds + dy], "-" if moved else "--",
+              lw=2 if moved else 1, alpha=1 if moved else 0.5, color=colors[str(r.sub)],
+              label=str(r.sub))
+      for x, v, rk in ((0, getattr(r, "steps", 1.0), r.rank_steps),
+                       (1, getattr(r, "seconds", 1.0), r.rank_seconds)):
+        miss = w is not None and not math.isfinite(float(v))
+        ax.plot(x, rk + dy, "x" if miss else "o", ms=6 if miss else 4,
+                color=colors[str(r.sub)])
+    n = max(int(g[["rank_steps", "rank_seconds"]].max().max()), 1)
+    ax.set_ylim(n + 0.5, 0.5)
+    ax.set_yticks(range(1, n + 1))
+    ax.set_xlim(-0.25, 1.25)
+    ax.set_xticks([0, 1])
+    ax.set_xticklabels(["by steps", "by seconds"] if w is not None else
+                       ["score by steps", "score by seconds"], fontsize=8)
+    rho = info.at[key, "spearman"] if key in info.index else np.nan
+    rho_text = "rho = –" if not np.isfinite(rho) else f"rho = {rho:.2f}"
+    ax.set_title(f"{w if w is not None else 'overall'} ({rho_text})", fontsize=9)
+    notes = []
+    if key in info.index and not bool(info.at[key, "comparable"]):
+      notes.append(f"mixed pack sizes {info.at[key, 'pack_sizes']}: seconds not comparable")
+    if key in info.index and str(info.at[key, "pace_outliers"] or ""):
+      notes.append("pace outlier: " + str(info.at[key, "pace_outliers"]))
+    if notes:
+      ax.set_xlabel(textwrap.fill("; ".join(notes), 55), fontsize=6, color=DIVERGED_COLOR)
+  axes[0].set_ylabel("rank (1 = fastest to target)")
+  handles = {str(n): plt.Line2D([], [], color=c, lw=2) for n, c in colors.items()}
+  fig.legend(list(handles.values())[:MAX_LEGEND], list(handles)[:MAX_LEGEND], fontsize=7,
+             loc="lower center", ncol=min(len(handles), 4))
+  _suptitle(fig, title or "Time-to-target ranks by steps vs by seconds (solid: moved)")
+  return _save(fig, path, tight=True, rect=(0, 0.08, 1, 1))

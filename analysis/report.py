@@ -25,7 +25,10 @@ import pandas as pd
 
 from analysis import playbook
 from analysis import plots
+from analysis.algoperf_store import submission_labels
 from analysis.best_of_k import best_of_k
+from analysis.budget_rankings import BudgetRanking, budget_rankings
+from analysis.clock_rankings import ClockRanking, clock_rankings
 from analysis.load import Results, load
 from analysis.profiles import performance_profile
 from analysis.rankings import inclusion_check, optimizer_scores, ranking_table
@@ -366,6 +369,111 @@ def _profiles(ctx: Context) -> list[str]:
           + md_table(prof.score.reset_index().rename(columns={"index": "submission"})))
 
 
+def budget_ranking(ctx: Context, **options: Any) -> BudgetRanking:
+  """Optimizer ranks per protocol (the rankings section's groups) at 10%..100% of
+  the step budget; the budget-rankings section and its paper figure start here.
+  `options` go to analysis.budget_rankings.budget_rankings (fractions, unit, ...)."""
+  if ctx.curves.empty:
+    raise NotApplicable("no evaluation curves")
+  if ctx.trials.empty:
+    raise NotApplicable("no trials")
+  result = budget_rankings(ctx.trials, ctx.curves, by=_ranking_keys(ctx.trials),
+                           submission_col="optimizer", n_boot=ctx.n_boot, seed=ctx.seed,
+                           **options)
+  if result.scores.empty:
+    raise NotApplicable("no workload/protocol was run with more than one optimizer "
+                        "(with curves and a goal metric)")
+  return result
+
+
+def _budget_rankings(ctx: Context) -> list[str]:
+  br = budget_ranking(ctx)
+  path = plots.rank_vs_budget_plot(br.scores, br.changes, ctx.figure("rank_vs_budget"),
+                                   by=br.by, submission_col="optimizer")
+  ranks = br.ranks
+  names = [c for c in ranks.columns if c not in br.by + ["fraction", "budget", "selected_on",
+                                                          "changed", "order", "swaps"]]
+  show = pd.DataFrame({"group": _labels(ranks, br.by),
+                       "budget": [f"{100 * f:.0f}% ({_cell(b)} steps)"
+                                  for f, b in zip(ranks["fraction"], ranks["budget"])]})
+  for n in names:
+    show[n] = ranks[n].to_numpy()
+  show["order changed"] = ["**yes**" if c else "" for c in ranks["changed"]]
+  show["who moved ahead"] = ranks["swaps"].to_numpy()
+  changes = br.changes
+  n_groups = ranks.groupby(br.by, dropna=False).ngroups
+  n_changed = changes.groupby(br.by, dropna=False).ngroups if len(changes) else 0
+  lines = ["Each optimizer's rank per protocol as if training had stopped at 10%, 20%, ..., "
+           "100% of the step budget: per trial the best validation value among evals at or "
+           "before the budget (retrospective selection), per study its best trial (median "
+           "over studies where there are several), ranked by that value "
+           f"({ctx.n_boot} bootstrap replicates resample each study's trials "
+           "at every budget). A run stopped early is not a run trained for that budget: "
+           "its learning-rate schedule had not decayed.", "",
+           f"**The order changes with the budget in {n_changed} of {n_groups} "
+           "group(s).**", "", ctx.image(path, "ranks across budgets"), ""]
+  if len(changes):
+    lines += ["Order changes (p_before / p_after: share of bootstrap replicates in which "
+              "the overtaking optimizer is ahead at the budget before / at the change):",
+              ""]
+    lines += md_table(pd.DataFrame({
+        "group": _labels(changes, br.by), "at": [f"{100 * f:.0f}%" for f in
+                                                 changes["fraction"]],
+        "from": [f"{100 * f:.0f}%" for f in changes["prev_fraction"]],
+        "moved ahead": changes["ahead"], "of": changes["behind"],
+        "ranks before": changes["rank_before"], "ranks after": changes["rank_after"],
+        "p_before": changes["p_before"], "p_after": changes["p_after"]})) + [""]
+  return lines + ["Ranks per budget (1 = best):", ""] + md_table(show)
+
+
+def clock_ranking(ctx: Context, **options: Any) -> ClockRanking:
+  """Time-to-goal ranks of submissions (optimizer | protocol, plus varying scientific
+  settings) per workload in steps and in seconds; the section and its figure use it.
+  `options` go to analysis.clock_rankings.clock_rankings (clock, pack)."""
+  t, c = ctx.trials, ctx.curves
+  if t.empty or c.empty:
+    raise NotApplicable("no trials with evaluation curves")
+  if options.get("clock", "wall_time") == "wall_time" and not np.isfinite(
+      pd.to_numeric(c["wall_time"], errors="coerce")).any():
+    raise NotApplicable("the curves record no wall_time")
+  if not (t["goal_metric"].notna() & t["goal_threshold"].notna()).any():
+    raise NotApplicable("no trial records a goal (goal metric and threshold)")
+  t = t.assign(submission=submission_labels(t))
+  result = clock_rankings(t, c, submission_col="submission", **options)
+  s = result.summary[result.summary["scope"] == "workload"]
+  if not ((s["n_submissions"] >= 2) & (s["n_reached"] >= 1)).any():
+    raise NotApplicable("no workload where two or more submissions ran and one reached "
+                        "its goal")
+  return result
+
+
+def _clock_rankings(ctx: Context) -> list[str]:
+  cr = clock_ranking(ctx)
+  multi = cr.table.groupby("workload")["workload"].transform("size") >= 2
+  table = cr.table[multi]
+  path = plots.clock_rank_plot(table, cr.summary, ctx.figure("steps_vs_clock"),
+                               overall=cr.overall)
+  s = cr.summary
+  packed = s[~s["comparable"].astype(bool)]
+  lines = ["Per workload, each submission (optimizer | protocol, plus the scientific "
+           "settings that vary) is ranked by its time to the goal in steps and in "
+           "seconds (curve wall_time at the goal evaluation, compilation and evaluations "
+           "included): per study the fastest finished trial on each clock, median over "
+           "studies, misses last. Spearman's rho compares the two orders.", ""]
+  if len(packed):
+    lines += [f"**Mixed pack sizes** in {', '.join(map(str, packed['workload']))}: a lane of "
+              "a pack records the pack's wall time, shared by its trials, so seconds there "
+              "mix optimizer cost with packing (seconds shown as recorded).", ""]
+  lines += [ctx.image(path, "ranks by steps vs by seconds"), ""]
+  lines += md_table(pd.DataFrame({
+      "workload": s["workload"], "submissions": s["n_submissions"],
+      "reached": s["n_reached"], "Spearman rho": s["spearman"], "p": s["p_value"],
+      "moved": s["moved"], "pack sizes": s["pack_sizes"],
+      "pace outliers": s["pace_outliers"]}))
+  lines += ["", "Times and ranks (change < 0: better by seconds than by steps):", ""]
+  return lines + md_table(table.rename(columns={"seconds_per_step": "s/step"}))
+
+
 def score_label(t: pd.DataFrame) -> str:
   goals = t["goal_metric"].dropna().unique()
   return f"best val/{goals[0]}" if len(goals) == 1 else "best validation score"
@@ -491,6 +599,8 @@ SECTIONS: tuple[tuple[str, Callable[[Context], list[str]]], ...] = (
     ("Best-of-k", _best_of_k),
     ("Rankings and inclusion check", _rankings),
     ("Performance profiles", _profiles),
+    ("Rankings across training budgets", _budget_rankings),
+    ("Rankings by steps vs by wall-clock", _clock_rankings),
     ("Hyperparameter axis plots and boundary check", _axis_plots),
     ("Isolation", _isolation),
     ("Training curves", _training_curves),
