@@ -11,12 +11,16 @@ either clock, and who moves. Across workloads, each clock's performance-profile
 score ranks the submissions overall. AlgoPerf logs are compared through their
 official leaderboards instead (from_leaderboards).
 
-Clocks. 'wall_time' (default): the curve's wall_time at the goal evaluation. In
-harness records that is seconds since the trial started, compilation and
-evaluations included; AlgoPerf's submission time excludes evaluations.
-'steps_per_sec': the goal step / the record's steps_per_sec, the steady-state
-training throughput (first, compiling dispatch and evaluations excluded): the
-per-step cost alone, the cleaner clock for comparing optimizers on one machine.
+Clocks. 'wall_time' (default, the one every source has): the curve's wall_time at
+the goal evaluation. In harness records that is seconds since the trial started,
+compilation and evaluations included, and only the first trial of a program
+shape in a process compiles: on the smoke-scale store (~2.7 s of compilation,
+fractions of a second of training) the by-seconds order of two batch sizes was
+decided by which one's fastest trial had compiled. AlgoPerf's submission time
+excludes evaluations. 'steps_per_sec': the goal step / the record's
+steps_per_sec, the steady-state training throughput (first, compiling dispatch
+and evaluations excluded): the per-step cost alone, the honest clock for
+comparing optimizers in harness stores (analysis.report uses it).
 
 Packs. A lane of a pack of K trials records the pack's clock: K trials shared
 it. pack='recorded' (default) keeps seconds as recorded; 'per_trial' divides

@@ -6,8 +6,9 @@
 One panel per workload (and one for the overall performance-profile score):
 each submission's rank by steps to the target (left) and by seconds (right),
 Spearman's rho in the title (analysis.clock_rankings). A results store ranks
-optimizer | protocol submissions by their goal; AlgoPerf logs are scored by the
-official leaderboard rule twice, by submission time and by global step.
+optimizer | protocol submissions by their goal, seconds from steps_per_sec by
+default (--clock); AlgoPerf logs are scored by the official leaderboard rule
+twice, by submission time and by global step.
 DeepOBS runs record neither wall time nor targets, so they do not apply.
 Prints the per-workload agreement and the rank-change table; --csv writes it.
 """
@@ -16,10 +17,11 @@ from absl import flags
 from analysis import algoperf_rankings, clock_rankings, plots, report
 from paper_figures import common
 
-_CLOCK = flags.DEFINE_enum("clock", "wall_time", list(clock_rankings.CLOCKS), "Seconds of a "
-                           "results store: wall_time (the curve's, compilation and evaluations "
-                           "included) or steps_per_sec (goal step / the record's steady-state "
-                           "training throughput).")
+_CLOCK = flags.DEFINE_enum("clock", "steps_per_sec", list(clock_rankings.CLOCKS), "Seconds "
+                           "of a results store: steps_per_sec (goal step / the record's "
+                           "steady-state training throughput, compilation and evaluations "
+                           "excluded) or wall_time (the curve's, both included: the first "
+                           "trial of a program in a process also pays its compilation).")
 _PACK = flags.DEFINE_enum("pack", "recorded", list(clock_rankings.PACKS), "Packed trials "
                           "(pack_size > 1) share their lane's clock: recorded keeps their "
                           "seconds, per_trial divides them by pack_size; workloads of mixed "

@@ -64,13 +64,17 @@ def test_report_sections(tmp_path):
 
 def test_report_sections_not_applicable(tmp_path):
   store = _write_store(tmp_path / "runs")
-  for rec in store.glob("*/t*/record.json"):  # no wall_time; one optimizer only
+  for rec in store.glob("*/t*/record.json"):  # no clock at all; then one optimizer only
     r = json.loads(rec.read_text())
     r["curve"] = [{k: v for k, v in row.items() if k != "wall_time"} for row in r["curve"]]
+    del r["steps_per_sec"]
     rec.write_text(json.dumps(r))
   text = open(report.write_report(store, tmp_path / "out", n_boot=20)).read()
   assert _section(text, "Rankings by steps vs by wall-clock") == (
-      "not applicable: the curves record no wall_time")
+      "not applicable: the trial records have no steps_per_sec")
+  ctx = report.context(str(store), str(tmp_path / "out"))
+  with pytest.raises(report.NotApplicable, match="the curves record no wall_time"):
+    report.clock_ranking(ctx, clock="wall_time")
   for rec in store.glob("p-sgd/t*/record.json"):
     rec.unlink()
   text = open(report.write_report(store, tmp_path / "out2", n_boot=20)).read()
