@@ -16,6 +16,7 @@ Every optimizer also takes the schedule hyperparameters of bench.schedules.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
@@ -106,7 +107,7 @@ def _lars(lr, h):
 def _schedule_free_adamw(lr, h):
   # Schedule-free methods replace the decay schedule; warmup_steps is theirs.
   return optax.contrib.schedule_free_adamw(
-      learning_rate=h["learning_rate"], warmup_steps=h.get("warmup_steps") or None,
+      learning_rate=h["learning_rate"], warmup_steps=int(h.get("warmup_steps") or 0) or None,
       b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"], weight_decay=h["weight_decay"])
 
 
@@ -118,6 +119,9 @@ class OptimizerSpec:
   defaults: Mapping[str, float]
   doc: str
   schedule_free: bool = False
+  # Hyperparameters that must be Python values when the rule is built (they
+  # shape the program); all others are values of the program.
+  static_hparams: tuple[str, ...] = ()
 
 
 _ADAM_DEFAULTS = {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
@@ -146,7 +150,7 @@ REGISTRY: dict[str, OptimizerSpec] = {s.name: s for s in [
                   {"learning_rate": 2.5e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8,
                    "weight_decay": 0.0},
                   "schedule-free AdamW (optax.contrib); evaluate at its averaged point",
-                  schedule_free=True),
+                  schedule_free=True, static_hparams=("warmup_steps",)),
 ]}
 
 
@@ -196,31 +200,50 @@ def _check_ranges(name: str, h: Mapping[str, Any]) -> None:
 
 def build(name: str, hparams: Mapping[str, Any], *, train_steps: int | None = None
           ) -> optax.GradientTransformation:
-  """The update rule `name` with its hyperparameters and learning-rate schedule."""
-  h = resolve_hparams(name, hparams)
-  lr = schedules.build_schedule(h["learning_rate"], h, train_steps)
-  return spec(name).make(lr, h)
-
-
-# Shape the program (step counts, the schedule's form); every other hyperparameter is a value.
-STRUCTURAL_HPARAMS = ("schedule", "decay_steps", "decay_steps_fraction", "warmup_steps")
+  """The update rule `name` with its hyperparameters and learning-rate schedule
+  (hyperparameters injected into its state, see `factory`)."""
+  make, values = factory(name, hparams, train_steps=train_steps)
+  return make(values)
 
 
 def factory(name: str, hparams: Mapping[str, Any], *, train_steps: int | None = None
             ) -> tuple[Callable[[Mapping[str, Any]], optax.GradientTransformation],
-                       dict[str, np.float32]]:
-  """(make, values): `make(values)` builds the update rule inside the compiled
-  step, with the numeric hyperparameters as float32 inputs rather than
-  constants, so every trial of a study compiles to the same program (and XLA's
-  compilation cache serves all but the first)."""
+                       dict[str, np.ndarray]]:
+  """(make, values): `make(values)` is the update rule with its numeric
+  hyperparameters held in the optimizer state (optax.inject_hyperparams), so
+  they are values of the compiled program, not constants: every trial of a
+  study compiles to the same program, and a pack of trials (a leading trial
+  axis over the state) carries each trial's own. Only the schedule's form (and
+  what an optimizer lists in `static_hparams`) shapes the program; step counts
+  are int32 values, the rest float32. `update` reads the values from the
+  state, so one `make(...)` object serves every trial of the program."""
   h = resolve_hparams(name, hparams)
-  structure = {k: v for k, v in h.items() if k in STRUCTURAL_HPARAMS}
-  values = {k: np.float32(v) for k, v in h.items() if k not in STRUCTURAL_HPARAMS}
-  return (lambda v: build(name, {**structure, **v}, train_steps=train_steps)), values
+  s = spec(name)
+  full = {k: v for k, v in {**h, **schedules.step_values(h, train_steps)}.items()
+          if k != "decay_steps_fraction"}
+  static = {k: v for k, v in full.items() if k == "schedule" or k in s.static_hparams}
+  # 0-d arrays: inject_hyperparams treats np.float32 scalars as static arguments.
+  values = {k: np.asarray(v, np.int32 if k in schedules.STEP_HPARAMS else np.float32)
+            for k, v in full.items() if k not in static}
+
+  def rule(**v):
+    hv = {**static, **v}
+    return s.make(schedules.build_schedule(hv["learning_rate"], hv), hv)
+  rule.__signature__ = inspect.Signature(
+      [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY) for k in sorted(values)])
+  inject = optax.inject_hyperparams(rule)
+  return (lambda v: inject(**v)), values
+
+
+def program_key(name: str, hparams: Mapping[str, Any]) -> tuple:
+  """What of a trial's optimizer settings shapes the compiled program."""
+  h = resolve_hparams(name, hparams)
+  return (name,) + tuple(sorted((k, v) for k, v in h.items()
+                                if k == "schedule" or k in spec(name).static_hparams))
 
 
 def eval_params(name: str, params: Any, opt_state: Any) -> Any:
   """Parameters to evaluate: schedule-free methods evaluate their averaged point."""
   if spec(name).schedule_free:
-    return optax.contrib.schedule_free_eval_params(opt_state, params)
+    return optax.contrib.schedule_free_eval_params(opt_state.inner_state, params)
   return params

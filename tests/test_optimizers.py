@@ -204,8 +204,8 @@ def test_schedules_values():
                                           "warmup_steps": 2},
                                       {"schedule": "cosine", "decay_steps_fraction": 0.5}])
 def test_hyperparameter_values_are_inputs_not_constants(name, schedule):
-  """optimizers.factory: two points of a search space lower to the same program (so a
-  study compiles once), and the rule it builds is build()'s."""
+  """optimizers.factory: two points of a search space, step counts included, lower to
+  the same program (so a study compiles once), and the rule it builds is build()'s."""
   params = {"w": jnp.array([1.0, -2.0, 3.0]), "b": jnp.array(0.5)}
   grads = jax.tree.map(lambda p: 0.3 * p + 0.1, params)
 
@@ -221,8 +221,12 @@ def test_hyperparameter_values_are_inputs_not_constants(name, schedule):
   programs, results = [], []
   for scale in (1.0, 0.5):
     hp = {**schedule, "learning_rate": 0.01 * scale}
+    if "decay_steps_fraction" in hp:
+      hp["decay_steps_fraction"] *= scale
+    if "warmup_steps" in hp and name != "schedule_free_adamw":
+      hp["warmup_steps"] = int(hp["warmup_steps"] / scale)
     make, values = optimizers.factory(name, hp, train_steps=10)
-    assert not set(values) & set(optimizers.STRUCTURAL_HPARAMS)
+    assert "schedule" not in values
     programs.append(jax.jit(steps, static_argnums=0).lower(make, values).as_text())
     results.append(jax.jit(steps, static_argnums=0)(make, values))
     expected = steps(lambda v: optimizers.build(name, hp, train_steps=10), None)
@@ -230,3 +234,22 @@ def test_hyperparameter_values_are_inputs_not_constants(name, schedule):
       np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
   assert programs[0] == programs[1]
   assert not np.allclose(results[0]["w"], results[1]["w"])
+
+
+@pytest.mark.parametrize("name,warmup", [("linear_decay", 0), ("linear_decay", 7),
+                                         ("cosine", 0), ("cosine", 7)])
+def test_schedules_with_traced_step_counts_equal_optax(name, warmup):
+  """bench.schedules takes decay_steps / warmup_steps as values of the program;
+  inside jit it computes what optax's schedules with those constants compute."""
+  from bench.schedules import build_schedule
+  counts = jnp.arange(0, 130, dtype=jnp.int32)
+  lr, factor, decay = np.float32(0.3), np.float32(0.05), 97
+  span = decay - warmup
+  base = (optax.linear_schedule(lr, lr * factor, span) if name == "linear_decay"
+          else optax.cosine_decay_schedule(lr, span, alpha=factor))
+  ref = base if not warmup else optax.join_schedules(
+      [optax.linear_schedule(0.0, lr, warmup), base], [warmup])
+  ours = jax.jit(lambda d, w, c: build_schedule(
+      lr, {"schedule": name, "decay_factor": factor, "decay_steps": d, "warmup_steps": w})(c))
+  got = ours(jnp.int32(decay), jnp.int32(warmup), counts)
+  np.testing.assert_allclose(got, jax.jit(ref)(counts), rtol=2e-7, atol=1e-9)
