@@ -60,6 +60,8 @@ class Workload(abc.ABC):
   train_eval_examples: int | None = None
   # Where the data came from (a file, or a tfds directory), set when it is read.
   source: str | None = None
+  # Which convolution the model uses, for models with any (workloads/models/conv.py).
+  conv_impl: str | None = None
 
   def __init__(self, data_dir: str | None = None, dtype: str = "float32"):
     self.data_dir = data_dir
@@ -127,6 +129,9 @@ class Workload(abc.ABC):
          "num_train_examples": self.num_train_examples}
     if self.source:
       d["data_source"] = self.source
+    if self.conv_impl:
+      from workloads.models import conv  # pylint: disable=g-import-not-at-top
+      d["conv"] = conv.resolve(self.conv_impl)
     return d
 
 

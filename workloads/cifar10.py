@@ -30,6 +30,7 @@ import jax.numpy as jnp
 
 from workloads import tfds_source
 from workloads.base import DataError, Goal, Workload, mean_xent, softmax_xent_sums
+from workloads.models import conv as conv_lib
 from workloads.models.resnet import CifarResNet
 
 
@@ -97,11 +98,14 @@ class Cifar10ResNet8(ImageClassifier):
   num_official_train = 50_000
 
   def __init__(self, data_dir: str | None = None, dtype: str = "float32",
-               zero_init_residual: bool = False, num_validation: int = 5_000):
+               zero_init_residual: bool = False, num_validation: int = 5_000,
+               conv: str = "auto"):
     super().__init__(data_dir, dtype)
+    self.conv, self.conv_impl = conv_lib.choose(conv)
     self.num_validation = num_validation  # held out of the official train split
     self.model = CifarResNet(self.blocks_per_stage, num_classes=10,
-                             zero_init_residual=zero_init_residual, dtype=self.compute_dtype)
+                             zero_init_residual=zero_init_residual, dtype=self.compute_dtype,
+                             conv=self.conv)
 
   def augment(self, batch, rng):
     return {**batch, "inputs": pad_crop_flip(batch["inputs"], rng)}

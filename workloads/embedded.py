@@ -17,12 +17,16 @@ import glob
 import hashlib
 import os
 import sysconfig
+from typing import Callable
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+from jax import lax
 import numpy as np
 
 from workloads.base import Goal, Workload, carve_validation, mean_xent, softmax_xent_sums
+from workloads.models import conv as conv_lib
 from workloads.models.transformer import TransformerLM
 
 
@@ -80,12 +84,14 @@ class _Cnn1d(nn.Module):
   channels: int = 32
   num_classes: int = 10
   dtype: object = jnp.float32
+  conv: Callable[..., jax.Array] = lax.conv_general_dilated  # see models/conv.py
 
   @nn.compact
   def __call__(self, x):
     x = x.astype(self.dtype)[..., None]
     for _ in range(3):
-      x = nn.relu(nn.Conv(self.channels, (5,), strides=(2,), padding="SAME", dtype=self.dtype)(x))
+      x = nn.relu(nn.Conv(self.channels, (5,), strides=(2,), padding="SAME", dtype=self.dtype,
+                          conv_general_dilated=self.conv)(x))
     x = x.reshape(x.shape[0], -1)
     return nn.Dense(self.num_classes, dtype=self.dtype)(x).astype(jnp.float32)
 
@@ -132,9 +138,10 @@ class Mnist1dCnn(Mnist1dMlp):
   name = "mnist1d_cnn"
   goal = Goal("error", 0.15)
 
-  def __init__(self, data_dir: str | None = None, dtype: str = "float32"):
+  def __init__(self, data_dir: str | None = None, dtype: str = "float32", conv: str = "auto"):
     super().__init__(data_dir, dtype)
-    self.model = _Cnn1d(dtype=self.compute_dtype)
+    self.conv, self.conv_impl = conv_lib.choose(conv)
+    self.model = _Cnn1d(dtype=self.compute_dtype, conv=self.conv)
 
 
 def stdlib_text(max_bytes: int = 1_000_000) -> bytes:

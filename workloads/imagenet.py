@@ -35,6 +35,7 @@ from PIL import Image
 from workloads import tfds_source
 from workloads.base import DataError, Goal, pad_batch
 from workloads.cifar10 import ImageClassifier
+from workloads.models import conv as conv_lib
 from workloads.models.resnet import ResNet50
 
 NUM_OFFICIAL_TRAIN = 1_281_167
@@ -91,15 +92,17 @@ class ImagenetResNet50(ImageClassifier):
   def __init__(self, data_dir: str | None = None, dtype: str = "float32",
                image_size: int = 224, num_validation: int = 10_000,
                zero_init_residual: bool = False, width: int = 64,
-               stage_sizes: Sequence[int] = (3, 4, 6, 3)):
+               stage_sizes: Sequence[int] = (3, 4, 6, 3), conv: str = "auto"):
     """`width` and `stage_sizes` exist to build a tiny stand-in in tests;
     anything but the defaults is not ResNet-50."""
     super().__init__(data_dir, dtype)
+    self.conv, self.conv_impl = conv_lib.choose(conv)
     self.image_size = image_size
     self.num_validation = num_validation
     self.input_shape = (image_size, image_size, 3)
     self.model = ResNet50(num_classes=1000, stage_sizes=tuple(stage_sizes), width=width,
-                          zero_init_residual=zero_init_residual, dtype=self.compute_dtype)
+                          zero_init_residual=zero_init_residual, dtype=self.compute_dtype,
+                          conv=self.conv)
     self._sources: dict[str, Sequence] = {}
 
   # ----- data -----

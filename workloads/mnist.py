@@ -32,6 +32,7 @@ import numpy as np
 
 from workloads import tfds_source
 from workloads.base import DataError, Goal, Workload, mean_xent, softmax_xent_sums
+from workloads.models import conv as conv_lib
 from workloads.models.cnn import SimpleCNN
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -84,9 +85,11 @@ class MnistCnn(Workload):
   num_validation = 5_000
   pixel_mean, pixel_std = 0.1307, 0.3081
 
-  def __init__(self, data_dir: str | None = None, dtype: str = "float32"):
+  def __init__(self, data_dir: str | None = None, dtype: str = "float32", conv: str = "auto"):
     super().__init__(data_dir, dtype)
-    self.model = SimpleCNN(10, self.pixel_mean, self.pixel_std, dtype=self.compute_dtype)
+    self.conv, self.conv_impl = conv_lib.choose(conv)
+    self.model = SimpleCNN(10, self.pixel_mean, self.pixel_std, dtype=self.compute_dtype,
+                           conv=self.conv)
 
   # ----- model -----
   def init(self, rng: jax.Array):

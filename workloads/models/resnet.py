@@ -20,11 +20,12 @@ Choices that are not universal, stated here so that results can be compared:
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
@@ -48,10 +49,12 @@ class BasicBlock(nn.Module):
   strides: int = 1
   zero_init_residual: bool = False
   dtype: Any = jnp.float32
+  conv: Callable[..., jax.Array] = lax.conv_general_dilated  # see models/conv.py
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    conv = functools.partial(nn.Conv, use_bias=False, kernel_init=conv_init, dtype=self.dtype)
+    conv = functools.partial(nn.Conv, use_bias=False, kernel_init=conv_init, dtype=self.dtype,
+                             conv_general_dilated=self.conv)
     norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
                              epsilon=1e-5, dtype=self.dtype)
     y = conv(self.filters, (3, 3), (self.strides, self.strides), padding=1)(x)
@@ -71,10 +74,12 @@ class BottleneckBlock(nn.Module):
   strides: int = 1
   zero_init_residual: bool = False
   dtype: Any = jnp.float32
+  conv: Callable[..., jax.Array] = lax.conv_general_dilated  # see models/conv.py
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    conv = functools.partial(nn.Conv, use_bias=False, kernel_init=conv_init, dtype=self.dtype)
+    conv = functools.partial(nn.Conv, use_bias=False, kernel_init=conv_init, dtype=self.dtype,
+                             conv_general_dilated=self.conv)
     norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
                              epsilon=1e-5, dtype=self.dtype)
     y = nn.relu(norm()(conv(self.filters, (1, 1))(x)))
@@ -101,19 +106,20 @@ class CifarResNet(nn.Module):
   mean: Sequence[float] = CIFAR10_MEAN
   std: Sequence[float] = CIFAR10_STD
   dtype: Any = jnp.float32
+  conv: Callable[..., jax.Array] = lax.conv_general_dilated
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
     x = normalise(images, self.mean, self.std, self.dtype)
     x = nn.Conv(self.width, (3, 3), padding=1, use_bias=False, kernel_init=conv_init,
-                dtype=self.dtype)(x)
+                dtype=self.dtype, conv_general_dilated=self.conv)(x)
     x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                              dtype=self.dtype)(x))
     for stage in range(3):
       for b in range(self.blocks_per_stage):
         strides = 2 if stage > 0 and b == 0 else 1
         x = BasicBlock(self.width * 2 ** stage, strides, self.zero_init_residual,
-                       self.dtype)(x, train)
+                       self.dtype, self.conv)(x, train)
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(0.01),
                     dtype=self.dtype)(x).astype(jnp.float32)
@@ -128,12 +134,13 @@ class ResNet50(nn.Module):
   mean: Sequence[float] = IMAGENET_MEAN
   std: Sequence[float] = IMAGENET_STD
   dtype: Any = jnp.float32
+  conv: Callable[..., jax.Array] = lax.conv_general_dilated
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
     x = normalise(images, self.mean, self.std, self.dtype)
     x = nn.Conv(self.width, (7, 7), (2, 2), padding=3, use_bias=False, kernel_init=conv_init,
-                dtype=self.dtype, name="stem")(x)
+                dtype=self.dtype, conv_general_dilated=self.conv, name="stem")(x)
     x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                              dtype=self.dtype, name="stem_bn")(x))
     x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
@@ -141,7 +148,7 @@ class ResNet50(nn.Module):
       for b in range(n):
         strides = 2 if stage > 0 and b == 0 else 1
         x = BottleneckBlock(self.width * 2 ** stage, strides, self.zero_init_residual,
-                            self.dtype)(x, train)
+                            self.dtype, self.conv)(x, train)
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(0.01),
                     dtype=self.dtype)(x).astype(jnp.float32)
