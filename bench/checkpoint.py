@@ -1,13 +1,14 @@
 """Mid-trial checkpoints, so a preempted trial resumes where it stopped.
 
-A checkpoint is orbax's save of the loop state (parameters, model state,
-optimizer state, in-memory data order; a stream restarts at the step) at a
-dispatch boundary, in `step_<N>/`, plus `state.json` naming it together with
+A checkpoint is orbax's save of one trial's loop state (parameters, model
+state, optimizer state with its hyperparameter values; the data order and a
+stream restart from the step) at a dispatch boundary, in `step_<N>/`, plus `state.json` naming it together with
 the step, the curve so far and the loop's counters. state.json is written
 atomically only after orbax has finished, so it always names a complete
 checkpoint; older ones are removed after that.
 Randomness is a function of the global step, so a resumed trial computes
-exactly what the uninterrupted one would have.
+exactly what the uninterrupted one would have. A pack saves each lane into
+its own trial's folder, so a trial resumes whether or not it is packed again.
 
 In a multi-process trial every process calls save/restore (orbax writes each
 process's shards); process 0 alone edits state.json and removes old saves,
@@ -27,15 +28,36 @@ from bench import parallel, store
 STATE = "state.json"
 
 
+def saved_step(directory: epath.PathLike) -> int:
+  """The step of the last complete save in `directory` (0: none)."""
+  path = epath.Path(directory) / STATE
+  if not path.exists():
+    return 0
+  try:
+    return int(store.read_json(path)["step"])
+  except (OSError, ValueError, KeyError, TypeError):
+    return 0
+
+
 class TrialCheckpointer:
   def __init__(self, directory: epath.PathLike):
     self.dir = epath.Path(directory)
     if "://" not in str(directory):
       self.dir = self.dir.absolute()  # orbax wants absolute paths
-    self._ckpt = ocp.StandardCheckpointer()
+    self._orbax = None  # made on first use: most trials never save
+
+  @property
+  def _ckpt(self) -> ocp.StandardCheckpointer:
+    if self._orbax is None:
+      self._orbax = ocp.StandardCheckpointer()
+    return self._orbax
+
+  def saved_step(self) -> int:
+    return saved_step(self.dir)
 
   def restore(self, like: Any) -> tuple[Any, dict[str, Any]] | None:
-    """(state shaped like `like`, metadata) of the last complete save, or None."""
+    """(state shaped like `like`, metadata) of the last complete save, or None.
+    `like` may hold arrays or jax.ShapeDtypeStruct leaves."""
     if not (self.dir / STATE).exists():
       return None
     meta = store.read_json(self.dir / STATE)
@@ -62,7 +84,7 @@ class TrialCheckpointer:
   def clear(self) -> None:
     """Remove every checkpoint: the trial has its record now."""
     _barrier("before clear")
-    if parallel.is_primary():
+    if parallel.is_primary() and self.dir.exists():
       self.dir.rmtree(missing_ok=True)
 
 

@@ -37,22 +37,25 @@ class DeviceData:
   def steps_per_epoch(self) -> int:
     return self.size // self.batch_size
 
-  def initial_order(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Scan-carry state: (permutation of the current epoch, its epoch index)."""
-    return jax.random.permutation(jax.random.fold_in(key, 0), self.size), jnp.int32(0)
+  def empty_order(self) -> jax.Array:
+    """Scan-carry state: the current epoch's permutation (drawn at its first step)."""
+    return jnp.zeros((self.size,), jnp.int32)
 
-  def batch(self, step: jax.Array, order: tuple[jax.Array, jax.Array], key: jax.Array
-            ) -> tuple[dict[str, jax.Array], tuple[jax.Array, jax.Array]]:
-    """Batch for a global step: examples [pos*B, (pos+1)*B) of the epoch's
-    permutation (the remainder of each epoch is dropped, as usual)."""
+  def batch(self, step: jax.Array, order: jax.Array, key: jax.Array
+            ) -> tuple[dict[str, jax.Array], jax.Array]:
+    """Batch for a global step: examples [pos*B, (pos+1)*B) of the permutation
+    fold_in(key, epoch), pos = step % steps_per_epoch (the remainder of each
+    epoch is dropped, as usual). The permutation is drawn at an epoch's first
+    step and carried; whether to draw depends on the step alone, which every
+    lane of a pack shares, so under vmap this stays a branch instead of a
+    permutation per step."""
     spe = self.steps_per_epoch
-    epoch = (step // spe).astype(jnp.int32)
-    perm, perm_epoch = order
-    perm = jax.lax.cond(
-        epoch == perm_epoch, lambda: perm,
-        lambda: jax.random.permutation(jax.random.fold_in(key, epoch), self.size))
-    idx = jax.lax.dynamic_slice(perm, ((step % spe) * self.batch_size,), (self.batch_size,))
-    return {k: jnp.take(v, idx, axis=0) for k, v in self.arrays.items()}, (perm, epoch)
+    order = jax.lax.cond(
+        step % spe == 0,
+        lambda: jax.random.permutation(jax.random.fold_in(key, step // spe), self.size),
+        lambda: order)
+    idx = jax.lax.dynamic_slice(order, ((step % spe) * self.batch_size,), (self.batch_size,))
+    return {k: jnp.take(v, idx, axis=0) for k, v in self.arrays.items()}, order
 
 
 def eval_batches(arrays: Mapping[str, np.ndarray], batch_size: int, split: str = "evaluation",

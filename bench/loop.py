@@ -1,10 +1,13 @@
-"""The one train loop: a trial from fresh parameters to its eval curve.
+"""The one train loop: trials from fresh parameters to their eval curves.
 
-Many steps run per dispatch (lax.scan); each dispatch ends at an eval step,
-at `max_steps_per_dispatch`, or at the end. Randomness is derived from the
-global step (fold_in), so a trial is a pure function of its seed. Batches are
-split over every device (bench/parallel.py); the result does not depend on how
-many there are, up to float reduction order.
+One loop drives a solo trial or a pack of K trials (lanes) through one
+compiled program (bench/program.py). Many steps run per dispatch (lax.scan);
+each dispatch ends at an eval step, at `max_steps_per_dispatch`, or at the
+end, and the host fetches its losses (and, at eval steps, every split's
+metric sums) in one transfer. Randomness is derived from the global step
+(fold_in), so a trial is a pure function of its seed. A lane that diverges is
+recorded at that dispatch and frozen (its updates masked) while the others go
+on; a pack whose lanes have all ended stops.
 """
 from __future__ import annotations
 
@@ -12,18 +15,15 @@ import dataclasses
 import itertools
 import math
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from bench import checkpoint, parallel
+from bench import checkpoint, parallel, program as program_lib
 from bench import data as data_lib
-from workloads.base import Workload, pad_batch
 
-SPLIT_PREFIX = {"train": "train", "validation": "val", "test": "test"}
 # Host memory for the streamed batches of one dispatch (and as much for the next,
 # read while the device runs): caps steps per dispatch, e.g. to 6 for ImageNet at
 # batch 1024. In-memory data needs no cap.
@@ -35,14 +35,21 @@ class LoopConfig:
   batch_size: int
   train_steps: int
   eval_every: int
-  seed: int = 0
   max_steps_per_dispatch: int = 500
   divergence_factor: float = 100.0  # diverged if loss > factor * initial loss
-  eval_test: bool = True
   # Mid-trial checkpoints: a save every this many seconds of wall time, so trials
   # shorter than that never write one; resumed on restart.
-  checkpoint_dir: str | None = None
   checkpoint_every_sec: float = 600.0
+
+
+@dataclasses.dataclass
+class Lane:
+  """One trial's inputs to the loop."""
+  seed: int
+  values: Mapping[str, Any]                       # hyperparameter values (bench.optimizers)
+  checkpoint_dir: str | None = None
+  log: Callable[[str], None] = print
+  on_eval: Callable[[Mapping[str, float]], None] = lambda row: None
 
 
 @dataclasses.dataclass
@@ -53,10 +60,9 @@ class LoopResult:
   diverged_step: int | None
   steps_per_sec: float
   train_time_sec: float
-  final_params: Any = None
 
 
-def _eval_steps(cfg: LoopConfig) -> list[int]:
+def eval_steps(cfg: LoopConfig) -> list[int]:
   steps = list(range(cfg.eval_every, cfg.train_steps + 1, cfg.eval_every))
   if not steps or steps[-1] != cfg.train_steps:
     steps.append(cfg.train_steps)
@@ -66,7 +72,7 @@ def _eval_steps(cfg: LoopConfig) -> list[int]:
 def _boundaries(cfg: LoopConfig, per_dispatch: int) -> list[int]:
   """Steps at which a dispatch ends: every eval step, and often enough between."""
   ends, prev = [], 0
-  for e in _eval_steps(cfg):
+  for e in eval_steps(cfg):
     while e - prev > per_dispatch:
       prev += per_dispatch
       ends.append(prev)
@@ -75,182 +81,125 @@ def _boundaries(cfg: LoopConfig, per_dispatch: int) -> list[int]:
   return ends
 
 
-class Evaluator:
-  """Fused evaluation of every split held on the device (one scan per split)."""
-
-  def __init__(self, workload: Workload, splits: Mapping[str, Mapping[str, np.ndarray]],
-               mesh: jax.sharding.Mesh):
-    self._splits = {
-        name: parallel.put(data_lib.eval_batches(arr, workload.eval_batch_size, name, mesh.size),
-                           parallel.split_examples(mesh, leading_axes=1))
-        for name, arr in splits.items()}
-
-    def run(params, model_state, batches):
-      def body(acc, batch):
-        sums = workload.eval_sums(params, model_state, batch)
-        return jax.tree.map(jnp.add, acc, sums), None
-      first = jax.tree.map(lambda x: x[0], batches)
-      zero = jax.tree.map(jnp.zeros_like, jax.eval_shape(
-          workload.eval_sums, params, model_state, first))
-      sums, _ = jax.lax.scan(body, zero, batches)
-      return sums
-    self._run = jax.jit(run, out_shardings=parallel.replicated(mesh))
-
-  def __call__(self, params: Any, model_state: Any) -> dict[str, float]:
-    out = {}
-    pending = {n: self._run(params, model_state, b) for n, b in self._splits.items()}
-    for name, sums in pending.items():
-      sums = jax.device_get(sums)
-      count = max(float(sums.pop("count")), 1.0)
-      for k, v in sums.items():
-        out[f"{SPLIT_PREFIX[name]}/{k}"] = float(v) / count
-    return out
+def restored_step(checkpoint_dir: str | None) -> int:
+  """The step a trial's checkpoint would resume from (0: none)."""
+  return checkpoint.saved_step(checkpoint_dir) if checkpoint_dir else 0
 
 
-def run_loop(workload: Workload,
-             make_tx: Callable[[Mapping[str, Any]], optax.GradientTransformation],
-             hparams: Mapping[str, Any], cfg: LoopConfig, *,
-             eval_params: Callable[[Any, Any], Any] = lambda p, s: p,
-             log: Callable[[str], None] = print,
-             on_eval: Callable[[Mapping[str, float]], None] = lambda row: None) -> LoopResult:
-  """Train one trial; returns its eval curve and status (never raises on divergence).
+def run_lanes(prog: program_lib.Program, lanes: Sequence[Lane], cfg: LoopConfig,
+              on_end: Callable[[int, LoopResult], None] = lambda i, r: None
+              ) -> list[LoopResult]:
+  """Train every lane of `prog` (one lane for a solo program) to its end.
 
-  The update rule is `make_tx(hparams)`, built inside the compiled step from
-  `hparams` passed as inputs (bench.optimizers.factory); seeds and data are
-  inputs too, so trials that differ only in those values share one program.
-  `on_eval` sees each curve row as it is made (e.g. a TensorBoard writer)."""
-  mesh = parallel.mesh()
-  replicated = parallel.replicated(mesh)
-  parallel.check_batch_size(cfg.batch_size, mesh)
-  hp = parallel.put(dict(hparams), replicated)
-  key = jax.random.key(cfg.seed)
-  init_key, data_key, step_key = jax.random.split(key, 3)
-  params, model_state = parallel.put(workload.init(init_key), replicated)
-  opt_state = jax.jit(lambda p, h: make_tx(h).init(p), out_shardings=replicated)(params, hp)
+  Lanes resumed from checkpoints must all be at the same step (the study
+  groups them so). `on_end(i, result)` is called as each lane ends, so a
+  diverged lane's record can be written before the rest of its pack ends."""
+  k = len(lanes)
+  if (prog.lanes or 1) != k:
+    raise ValueError(f"a program of {prog.lanes} lanes was given {k}")
+  packed = prog.lanes > 0
+  seeds = np.array([l.seed for l in lanes], np.int32)
+  values = {n: np.stack([np.asarray(l.values[n]) for l in lanes]) for n in lanes[0].values}
+  if not packed:
+    seeds, values = seeds[0], {n: v[0] for n, v in values.items()}
+  carry, keys = prog.init(seeds, values)
 
-  if workload.in_memory:
-    train = workload.arrays("train")
-    device_train = data_lib.DeviceData(parallel.put(train, replicated), cfg.batch_size)
-    if device_train.steps_per_epoch < 1:
-      raise ValueError(f"batch_size {cfg.batch_size} exceeds the {device_train.size} "
-                       f"training examples of {workload.name}")
-    eval_splits = {"validation": workload.arrays("validation")}
-    subset_size = workload.train_eval_examples or len(eval_splits["validation"]["targets"])
-    eval_splits["train"] = data_lib.train_subset(train, subset_size)
-    if cfg.eval_test:
-      eval_splits["test"] = workload.arrays("test")
-    evaluator = Evaluator(workload, eval_splits, mesh)
-  else:
-    device_train = None
-    evaluator = _StreamEvaluator(workload, cfg.eval_test, mesh)
-
-  def one_step(carry, h, step_key, step, batch):
-    params, model_state, opt_state = carry
-    rng = jax.random.fold_in(step_key, step)
-    aug_rng, loss_rng = jax.random.split(rng)
-    batch = workload.augment(batch, aug_rng)
-    (loss, model_state), grads = jax.value_and_grad(workload.loss, has_aux=True)(
-        params, model_state, batch, loss_rng, True)
-    updates, opt_state = make_tx(h).update(grads, opt_state, params)
-    params = optax.apply_updates(params, updates)
-    return (params, model_state, opt_state), loss
-
-  def chunk_in_memory(carry, order, h, keys, data, start, length):
-    data_key, step_key = keys
-    def body(c, i):
-      state, order = c
-      step = start + i
-      batch, order = data.batch(step, order, data_key)
-      state, loss = one_step(state, h, step_key, step, parallel.constrain_examples(batch, mesh))
-      return (state, order), loss
-    (carry, order), losses = jax.lax.scan(body, (carry, order), jnp.arange(length))
-    return carry, order, losses
-
-  def chunk_streamed(carry, h, step_key, start, batches):
-    length = jax.tree.leaves(batches)[0].shape[0]
-    def body(state, xs):
-      i, batch = xs
-      return one_step(state, h, step_key, start + i, batch)
-    return jax.lax.scan(body, carry, (jnp.arange(length), batches))
-
-  if workload.in_memory:
-    run_chunk = jax.jit(chunk_in_memory, static_argnums=6, donate_argnums=(0, 1),
-                        out_shardings=replicated)
-    order = jax.jit(device_train.initial_order, out_shardings=replicated)(data_key)
-  else:
-    order = None  # a stream's position is its step
-    run_chunk = jax.jit(chunk_streamed, donate_argnums=0, out_shardings=replicated)
-    stream_sharding = parallel.split_examples(mesh, leading_axes=1)
-
-  eval_at = set(_eval_steps(cfg))
-  carry = (params, model_state, opt_state)
-  curve: list[dict[str, float]] = []
-  step, initial_loss = 0, None
+  ckpts = [checkpoint.TrialCheckpointer(l.checkpoint_dir) if l.checkpoint_dir else None
+           for l in lanes]
+  step = 0
+  initial = [None] * k
+  curves: list[list[dict[str, float]]] = [[] for _ in range(k)]
   t_start = time.perf_counter()
-  train_time, timed_steps, first_dispatch = 0.0, 0, True
-  status, reason, diverged_step = "ok", "", None
-  ckpt = checkpoint.TrialCheckpointer(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
-  restored = ckpt.restore((carry, order)) if ckpt else None
-  if restored is not None:
-    (carry, order), meta = restored
-    step, initial_loss, curve = meta["step"], meta["initial_loss"], meta["curve"]
-    t_start -= meta["elapsed"]
-    log(f"resumed from the checkpoint at step {step}")
+  restored = [c.restore(prog.lane_like()) if c and c.saved_step() else None for c in ckpts]
+  if any(r is not None for r in restored):
+    steps = {r[1]["step"] if r is not None else 0 for r in restored}
+    if len(steps) != 1:
+      raise ValueError(f"lanes resume from different steps {sorted(steps)}")
+    step = steps.pop()
+    states = [r[0] for r in restored]
+    carry = jax.device_put(states[0] if not packed else
+                           jax.tree.map(lambda *xs: np.stack(xs), *states), prog.state_sharding)
+    for i, (_, meta) in enumerate(restored):
+      initial[i], curves[i] = meta["initial_loss"], meta["curve"]
+      lanes[i].log(f"resumed from the checkpoint at step {step}")
+    t_start -= restored[0][1]["elapsed"]
+
   per_dispatch = cfg.max_steps_per_dispatch
-  if not workload.in_memory:
-    stream = workload.stream("train", cfg.batch_size, cfg.seed, start_step=step)
-    first = next(stream)
-    stream = itertools.chain([first], stream)
-    batch_bytes = sum(np.asarray(v).nbytes for v in first.values())
+  host_chunk = None
+  if not prog.workload.in_memory:
+    streams = [prog.workload.stream("train", cfg.batch_size, l.seed, start_step=step)
+               for l in lanes]
+    firsts = [next(s) for s in streams]
+    streams = [itertools.chain([f], s) for f, s in zip(firsts, streams)]
+    batch_bytes = k * sum(np.asarray(v).nbytes for v in firsts[0].values())
     per_dispatch = max(1, min(per_dispatch, STREAM_DISPATCH_BYTES // batch_bytes))
-    host_chunk = lambda start, end: parallel.put(data_lib.stack_stream(stream, end - start),
-                                                 stream_sharding)
+
+    def host_chunk(start, end):
+      per_lane = [data_lib.stack_stream(s, end - start) for s in streams]
+      stacked = (per_lane[0] if not packed else
+                 {n: np.stack([b[n] for b in per_lane]) for n in per_lane[0]})
+      return parallel.put(stacked, prog.stream_sharding)
+
+  eval_at = set(eval_steps(cfg))
   ends = [e for e in _boundaries(cfg, per_dispatch) if e > step]
-  batches = None if workload.in_memory or not ends else host_chunk(step, ends[0])
+  active = np.ones(k, bool)
+  results: list[LoopResult | None] = [None] * k
+  train_time, timed_steps, first_dispatch = 0.0, 0, True
   last_save = time.perf_counter()
-  for i, end in enumerate(ends):
+
+  def finish(i, status, reason, diverged_step):
+    elapsed = time.perf_counter() - t_start
+    sps = timed_steps / train_time if train_time > 0 else float("nan")
+    if math.isnan(sps) and step:
+      sps = step / max(elapsed, 1e-9)
+    results[i] = LoopResult(status, reason, curves[i], diverged_step, sps, elapsed)
+    if ckpts[i]:
+      ckpts[i].clear()
+    on_end(i, results[i])
+
+  batches = host_chunk(step, ends[0]) if host_chunk and ends else None
+  for n, end in enumerate(ends):
     t0 = time.perf_counter()
-    if workload.in_memory:
-      carry, order, losses = run_chunk(carry, order, hp, (data_key, step_key), device_train,
-                                       jnp.int32(step), end - step)
-    else:
-      carry, losses = run_chunk(carry, hp, step_key, jnp.int32(step), batches)
-      # Read the next chunk while the device computes this one.
-      batches = host_chunk(end, ends[i + 1]) if i + 1 < len(ends) else None
-    losses = np.asarray(jax.device_get(losses), dtype=np.float64)
+    carry, losses = prog.chunk(carry, keys, step, end, active, batches)
+    sums = prog.evaluate(carry) if end in eval_at else None
+    if host_chunk:  # read the next chunk while the device computes this one
+      batches = host_chunk(end, ends[n + 1]) if n + 1 < len(ends) else None
+    losses, sums = jax.device_get((losses, sums))
+    losses = np.asarray(losses, np.float64).reshape(k, -1)
     dt = time.perf_counter() - t0
     if not first_dispatch:
       train_time += dt
       timed_steps += end - step
     first_dispatch = False
-    if initial_loss is None:
-      initial_loss = float(losses[0])
     step = end
-    bad = _divergence(losses, initial_loss, cfg.divergence_factor)
-    if bad:
-      status, reason, diverged_step = "diverged", f"{bad} by step {step}", step
-      log(f"step {step}/{cfg.train_steps}  diverged: {bad}")
+    for i in np.flatnonzero(active):
+      if initial[i] is None:
+        initial[i] = float(losses[i, 0])
+      bad = _divergence(losses[i], initial[i], cfg.divergence_factor)
+      if bad:
+        active[i] = False
+        lanes[i].log(f"step {step}/{cfg.train_steps}  diverged: {bad}")
+        finish(i, "diverged", f"{bad} by step {step}", step)
+      elif sums is not None:
+        row = {"step": step, "wall_time": time.perf_counter() - t_start,
+               "train/batch_loss": float(losses[i, -1])}
+        row.update(program_lib.metrics(sums, i if packed else None))
+        curves[i].append(row)
+        lanes[i].on_eval(row)
+        lanes[i].log(_progress_line(row, cfg, timed_steps, train_time))
+    if not active.any():
       break
-    if step in eval_at:
-      p, s = carry[0], carry[1]
-      row = {"step": step, "wall_time": time.perf_counter() - t_start,
-             "train/batch_loss": float(losses[-1])}
-      row.update(evaluator(eval_params(p, carry[2]), s))
-      curve.append(row)
-      on_eval(row)
-      log(_progress_line(row, cfg, timed_steps, train_time))
-    if ckpt and step < cfg.train_steps and \
+    if step < cfg.train_steps and any(ckpts) and \
         time.perf_counter() - last_save >= cfg.checkpoint_every_sec:
-      ckpt.save(step, (carry, order), {"initial_loss": initial_loss, "curve": curve,
-                                       "elapsed": time.perf_counter() - t_start})
+      for i in np.flatnonzero(active):
+        if ckpts[i]:
+          state = carry if not packed else jax.tree.map(lambda x, i=i: x[i], carry)
+          ckpts[i].save(step, state, {"initial_loss": initial[i], "curve": curves[i],
+                                      "elapsed": time.perf_counter() - t_start})
       last_save = time.perf_counter()
-  if ckpt:
-    ckpt.clear()
-  steps_per_sec = timed_steps / train_time if train_time > 0 else float("nan")
-  if math.isnan(steps_per_sec) and step:
-    steps_per_sec = step / max(time.perf_counter() - t_start, 1e-9)
-  return LoopResult(status, reason, curve, diverged_step, steps_per_sec,
-                    time.perf_counter() - t_start, final_params=carry[0])
+  for i in np.flatnonzero(active):
+    finish(i, "ok", "", None)
+  return results
 
 
 def _divergence(losses: np.ndarray, initial: float, factor: float) -> str:
@@ -272,27 +221,3 @@ def _progress_line(row: Mapping[str, float], cfg: LoopConfig, timed_steps: int,
     speed = "(compiled)"
   return (f"step {row['step']}/{cfg.train_steps}  loss {row['train/batch_loss']:.4g}  "
           f"{metrics}  {speed}")
-
-
-class _StreamEvaluator:
-  """Evaluation of streaming workloads: host batches through a jitted sum."""
-
-  def __init__(self, workload: Workload, eval_test: bool, mesh: jax.sharding.Mesh):
-    self._workload = workload
-    self._splits = ["validation"] + (["test"] if eval_test else [])
-    self._sums = jax.jit(workload.eval_sums, out_shardings=parallel.replicated(mesh))
-    self._sharding = parallel.split_examples(mesh)
-    self._padded_size = data_lib.round_up(workload.eval_batch_size, mesh.size)
-
-  def __call__(self, params: Any, model_state: Any) -> dict[str, float]:
-    out = {}
-    for split in self._splits:
-      total: dict[str, float] = {}
-      for batch in self._workload.stream(split, self._workload.eval_batch_size, 0):
-        batch = parallel.put(pad_batch(batch, self._padded_size), self._sharding)
-        sums = jax.device_get(self._sums(params, model_state, batch))
-        for k, v in sums.items():
-          total[k] = total.get(k, 0.0) + float(v)
-      count = max(total.pop("count", 0.0), 1.0)
-      out.update({f"{SPLIT_PREFIX[split]}/{k}": v / count for k, v in total.items()})
-    return out

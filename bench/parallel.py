@@ -8,6 +8,7 @@ single-device program. Across hosts, every process runs the same program after
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Mapping
 
 import jax
@@ -15,6 +16,9 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 AXIS = "data"
+# Indices into jax.devices() that this process may use (one process only); set by
+# `--executor=processes` so that each worker has devices of its own.
+DEVICES_ENV = "OPTBENCH_DEVICES"
 
 
 def initialize(coordinator_address: str, num_processes: int | None = None,
@@ -38,8 +42,30 @@ def is_primary() -> bool:
   return jax.process_index() == 0
 
 
+def devices() -> list[jax.Device]:
+  """Every device of every process, or the local ones named by OPTBENCH_DEVICES."""
+  chosen = os.environ.get(DEVICES_ENV, "").strip()
+  if not chosen or jax.process_count() > 1:
+    return jax.devices()
+  all_devices = jax.devices()
+  try:
+    return [all_devices[int(i)] for i in chosen.split(",")]
+  except (ValueError, IndexError):
+    raise ValueError(f"{DEVICES_ENV}={chosen!r} does not name devices among "
+                     f"0..{len(all_devices) - 1}") from None
+
+
+def assign(worker: int, num_workers: int, num_devices: int) -> list[int]:
+  """The devices of worker i of n: contiguous equal shares, or (fewer devices
+  than workers) device i mod count, shared."""
+  if num_devices >= num_workers:
+    share = num_devices // num_workers
+    return list(range(worker * share, (worker + 1) * share))
+  return [worker % num_devices]
+
+
 def mesh() -> Mesh:
-  return Mesh(np.array(jax.devices()), (AXIS,))
+  return Mesh(np.array(devices()), (AXIS,))
 
 
 def replicated(m: Mesh) -> NamedSharding:

@@ -1,9 +1,12 @@
-"""--executor=ray: every trial a Ray task; the results store is the only shared state.
+"""--executor=ray: every pack of trials a Ray task; the store is the only shared state.
 
-Each task rebuilds its study's trial from (study, index) and runs it exactly
-as a shard would (lock, run, atomic record), so a task that Ray retries after
-its worker died either finds the record or reruns the trial (resuming from its
-checkpoint). Tasks ask for `cpus_per_trial` / `gpus_per_trial` as resources.
+Each task rebuilds its study's trials from (study, indices) and runs them
+exactly as a shard would (locks, run, atomic records), so a task that Ray
+retries after its worker died finds the records or reruns the trials
+(resuming from their checkpoints). A task holds one pack: K indices for
+--pack=K, one for off, and up to AUTO_CHUNK for auto (the task's own probe
+then decides how to pack them on its device). Tasks ask for `cpus_per_trial`
+/ `gpus_per_trial` as resources, per task.
 The best point's seed reruns of a study are one task, submitted once its
 search has finished; adaptive (bayesian) studies run their trials one task at a
 time, since each point depends on the finished ones. Ray is imported only here.
@@ -16,20 +19,31 @@ from typing import Callable, Sequence
 from bench import study as study_lib
 
 MAX_RETRIES = 5
+AUTO_CHUNK = 16
 
 
-def _trial_task(study: study_lib.Study, output_dir: str, index: int) -> int:
-  """Run search trial `index` unless finished or running elsewhere; 1 if it ran."""
-  runner = study_lib.StudyRunner(study, output_dir, log=lambda m: None)
-  p = (runner.adaptive_trial(index) if runner.adaptive
-       else runner.prepare(write=False)[index])
+def _trial_task(study: study_lib.Study, output_dir: str, indices: Sequence[int],
+                pack: str | int) -> int:
+  """Run search trials `indices` unless finished or running elsewhere; how many ran."""
+  runner = study_lib.StudyRunner(study, output_dir, log=lambda m: None, pack=pack)
   counts = study_lib.new_counts()
-  runner.run_one(p, counts, time.perf_counter())
+  if runner.adaptive:
+    for i in indices:
+      runner.run_one(runner.adaptive_trial(i), counts, time.perf_counter())
+  else:
+    prepared = runner.prepare(write=False)
+    runner.run_trials([prepared[i] for i in indices], counts, time.perf_counter())
   return counts["ran"]
 
 
-def _reruns_task(study: study_lib.Study, output_dir: str) -> int:
-  runner = study_lib.StudyRunner(study, output_dir, log=lambda m: None)
+def chunks(n: int, pack: str | int) -> list[list[int]]:
+  """Trial indices 0..n-1 in the packs one task each runs."""
+  size = AUTO_CHUNK if pack == "auto" else int(pack)
+  return [list(range(i, min(i + size, n))) for i in range(0, n, size)]
+
+
+def _reruns_task(study: study_lib.Study, output_dir: str, pack: str | int) -> int:
+  runner = study_lib.StudyRunner(study, output_dir, log=lambda m: None, pack=pack)
   counts = study_lib.new_counts()
   runner.rerun_best(counts, time.perf_counter())
   return counts["ran"]
@@ -49,17 +63,18 @@ def run(runners: Sequence[study_lib.StudyRunner], output_dir: str, *, address: s
     for r in runners:
       sid = r.study.study_id
       if r.adaptive:  # sequential: each point needs the finished ones
-        ran[sid] = sum(ray.get(trial_task.remote(r.study, output_dir, i))
+        ran[sid] = sum(ray.get(trial_task.remote(r.study, output_dir, [i], r.pack))
                        for i in range(r.num_trials))
         pending[sid] = []
       else:
         ran[sid] = 0
-        pending[sid] = [trial_task.remote(r.study, output_dir, i) for i in range(r.num_trials)]
+        pending[sid] = [trial_task.remote(r.study, output_dir, c, r.pack)
+                        for c in chunks(r.num_trials, r.pack)]
     for r in runners:
       sid = r.study.study_id
       n = ran[sid] + sum(ray.get(pending[sid]))
       if r.num_reruns:
-        n += ray.get(reruns_task.remote(r.study, output_dir))
+        n += ray.get(reruns_task.remote(r.study, output_dir, r.pack))
       log(f"[{sid}] ran {n} on ray")
   finally:
     ray.shutdown()

@@ -13,6 +13,7 @@ with k local processes.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ from ml_collections import config_flags
 
 import protocols
 import workloads
-from bench import store, study as study_lib, trial
+from bench import packing, parallel, store, study as study_lib, trial
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment recipe file[:args].")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Results directory (shared by all shards).")
@@ -37,6 +38,11 @@ _GPUS_PER_TRIAL = flags.DEFINE_float("gpus_per_trial", 0.0, "Ray GPUs each trial
 _NUM_WORKERS = flags.DEFINE_integer("num_workers", 2, "Processes for --executor=processes.")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Validate and list studies and points; train nothing.")
 _TRIAL_PROGRESS = flags.DEFINE_bool("trial_progress", False, "Print every eval of every trial.")
+_PACK = flags.DEFINE_string(
+    "pack", None, "Trials per compiled program: 'off' (one at a time), K (up to K trials of a "
+    "study as the lanes of one program), or 'auto' (K chosen by a timed probe per workload, "
+    "batch size and device, remembered; never packs where packing is slower). Default: the "
+    "recipe's `pack` field, else auto.")
 flags.mark_flags_as_required(["config", "output_dir"])
 
 
@@ -58,9 +64,13 @@ def main(argv):
   try:
     shard = parse_shard(_SHARD.value)
     config = _CONFIG.value
+    try:
+      pack = packing.parse(_PACK.value if _PACK.value is not None else config.get("pack", "auto"))
+    except ValueError as e:
+      raise trial.ConfigError(f"--pack: {e}") from None
     studies = study_lib.expand(config)
     out = store.check_writable(_OUTPUT_DIR.value)
-    runners = [study_lib.StudyRunner(s, out, shard=shard,
+    runners = [study_lib.StudyRunner(s, out, shard=shard, pack=pack,
                                      trial_log=print if _TRIAL_PROGRESS.value else None)
                for s in studies]
     prepared = [r.prepare(write=not _DRY_RUN.value) for r in runners]  # all checks first
@@ -99,14 +109,41 @@ def main(argv):
 
 
 def _run_processes(n: int) -> int:
-  """n copies of this command, each with --shard=i/n, on this machine."""
+  """n copies of this command, each with --shard=i/n and devices of its own
+  (parallel.assign: equal shares of this machine's devices), on this machine."""
   if n < 1:
     print("error: --num_workers must be >= 1", file=sys.stderr)
     return 1
+  count, backend = _local_devices()
   base = [a for a in sys.argv[1:] if not a.startswith(("--executor", "--num_workers", "--shard"))]
-  procs = [subprocess.Popen([sys.executable, "-m", "bench.run", *base, f"--shard={i}/{n}"])
-           for i in range(n)]
+  procs = []
+  for i in range(n):
+    ids = parallel.assign(i, n, count)
+    env = dict(os.environ)
+    if backend in ("gpu", "cuda", "rocm"):  # each worker's JAX sees (and allocates) its own
+      visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+      names = visible.split(",") if visible else [str(d) for d in range(count)]
+      env["CUDA_VISIBLE_DEVICES"] = ",".join(names[d] for d in ids)
+    else:
+      env[parallel.DEVICES_ENV] = ",".join(map(str, ids))
+    print(f"worker {i}: shard {i}/{n}, {backend} devices {ids}", flush=True)
+    procs.append(subprocess.Popen([sys.executable, "-m", "bench.run", *base, f"--shard={i}/{n}"],
+                                  env=env))
   return max(p.wait() for p in procs)
+
+
+def _local_devices() -> tuple[int, str]:
+  """(device count, backend) of this machine, asked of a short-lived process so
+  that this one never holds accelerator memory its workers need."""
+  code = "import jax; print(jax.local_device_count(), jax.default_backend())"
+  env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+  env.pop(parallel.DEVICES_ENV, None)
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+  try:
+    count, backend = out.stdout.split()
+    return int(count), backend
+  except ValueError:
+    return 1, "cpu"
 
 
 if __name__ == "__main__":

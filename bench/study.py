@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 from etils import epath
 
 import protocols
-from bench import store, trial
+from bench import loop, packing, store, trial
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,17 +154,24 @@ def objective_value(rec: Mapping[str, Any], objective: Mapping[str, Any]) -> flo
 
 
 class StudyRunner:
-  """Runs the trials of one study that this process owns and nobody finished."""
+  """Runs the trials of one study that this process owns and nobody finished.
+
+  `pack` says how trials share dispatches: 'off' runs each alone; an integer
+  K runs up to K trials of one program as the lanes of a pack; 'auto' lets
+  bench.packing choose K by a timed probe (remembered per machine)."""
 
   def __init__(self, study: Study, output_dir: epath.PathLike, *, shard: tuple[int, int] = (0, 1),
-               log: Callable[[str], None] = print, trial_log: Callable[[str], None] | None = None):
+               log: Callable[[str], None] = print, trial_log: Callable[[str], None] | None = None,
+               pack: str | int = "off"):
     self.study = study
     self.dir = epath.Path(output_dir) / study.study_id
     self.shard = shard
     self.log = log
     self.trial_log = trial_log or (lambda s: None)
+    self.pack = packing.parse(pack)
     self.num_trials, self.num_reruns = budget_trials(study.protocol.budget)
     self.adaptive = study.protocol.sampler.name == "bayesian"
+    self._done: tuple[float, int] | None = None  # (when counted, records found then)
 
   # ----- setup, before any compute -----
   def prepare(self, write: bool = True) -> list[trial.PreparedTrial]:
@@ -226,13 +233,12 @@ class StudyRunner:
     prepared = list(prepared) if prepared is not None else self.prepare()
     counts = new_counts()
     t_start = time.perf_counter()
-    for p in prepared:
-      i = p.spec.trial_index
-      if i % self.shard[1] != self.shard[0]:
-        continue
-      if self.adaptive:  # the point depends on the trials finished so far
-        p = self.adaptive_trial(i)
-      self.run_one(p, counts, t_start)
+    owned = [p for p in prepared if p.spec.trial_index % self.shard[1] == self.shard[0]]
+    if self.adaptive:  # each point depends on the trials finished so far: one at a time
+      for p in owned:
+        self.run_one(self.adaptive_trial(p.spec.trial_index), counts, t_start)
+    else:
+      self.run_trials(owned, counts, t_start)
     self.rerun_best(counts, t_start)
     return counts
 
@@ -241,29 +247,93 @@ class StudyRunner:
                                     self._history())[index]
     return trial.prepare(trial_specs(self.study, [point], start=index)[0])
 
+  def trial_dir(self, p: trial.PreparedTrial) -> epath.Path:
+    return self.dir / f"t{p.spec.trial_index:04d}"
+
   def run_one(self, p: trial.PreparedTrial, counts: dict[str, int], t_start: float) -> None:
-    tdir = self.dir / f"t{p.spec.trial_index:04d}"
-    if store.has_record(tdir):
-      counts["skipped"] += 1
-      return
-    lock = store.TrialLock(tdir)
-    if not lock.acquire(attempts=5):
-      counts["busy"] += 1
-      return
-    try:
-      if store.has_record(tdir):  # finished by another copy while we looked
+    """Run one trial alone (unless finished or running elsewhere)."""
+    self.run_trials([p], counts, t_start, pack=packing.OFF)
+
+  def run_trials(self, trials: Sequence[trial.PreparedTrial], counts: dict[str, int],
+                 t_start: float, pack: int | str | None = None) -> None:
+    """Run the unfinished ones among `trials`, packed as `pack` (default: the
+    runner's) says. A pack holds trials of one program resuming from one step;
+    each lane's trial folder is locked while it runs and gets its record as
+    soon as the lane ends."""
+    pack = self.pack if pack is None else pack
+    todo = []
+    for p in trials:
+      if store.has_record(self.trial_dir(p)):
         counts["skipped"] += 1
-        return
-      rec = trial.run(p, log=self.trial_log, checkpoint_dir=str(tdir / "checkpoint"),
-                      events_dir=str(tdir / "events"))
-      store.write_json_atomic(tdir / store.RECORD, rec)
+      else:
+        todo.append(p)
+    groups: dict[tuple, list[trial.PreparedTrial]] = {}
+    for p in todo:
+      step = loop.restored_step(str(self.trial_dir(p) / "checkpoint"))
+      groups.setdefault((p.pack_key, step), []).append(p)
+    # Resumed trials first (they are closest to done), then in index order.
+    for (_, step), group in sorted(groups.items(), key=lambda kv: (-kv[0][1],
+                                                                   kv[1][0].spec.trial_index)):
+      size = packing.lanes_for(pack, group[0], len(group), log=self.log)
+      queue = list(group)
+      while queue:
+        locked = self._lock_some(queue, size, counts)
+        if locked:
+          self._run_locked(locked, size > 1, counts, t_start)
+
+  def _lock_some(self, queue: list[trial.PreparedTrial], size: int,
+                 counts: dict[str, int]) -> list[tuple[trial.PreparedTrial, store.TrialLock]]:
+    """Take up to `size` trials off the queue whose locks this process gets."""
+    locked = []
+    while queue and len(locked) < size:
+      p = queue.pop(0)
+      tdir = self.trial_dir(p)
+      lock = store.TrialLock(tdir)
+      if not lock.acquire(attempts=5):
+        counts["busy"] += 1
+        continue
+      if store.has_record(tdir):  # finished by another copy while we looked
+        lock.release()
+        counts["skipped"] += 1
+        continue
+      locked.append((p, lock))
+    return locked
+
+  def _run_locked(self, locked: Sequence[tuple[trial.PreparedTrial, store.TrialLock]],
+                  packed: bool, counts: dict[str, int], t_start: float) -> None:
+    trials = [p for p, _ in locked]
+    dirs = [self.trial_dir(p) for p in trials]
+
+    def store_record(i: int, rec: dict[str, Any]) -> None:
+      store.write_json_atomic(dirs[i] / store.RECORD, rec)
+      locked[i][1].release()
+      counts["ran"] += 1
+      self.log(self._progress(rec, counts, t_start))
+
+    try:
+      trial.run_pack(trials, [self._lane_log(p, packed) for p in trials],
+                     [str(d / "checkpoint") for d in dirs], [str(d / "events") for d in dirs],
+                     packed=packed, on_record=store_record)
     finally:
-      lock.release()
-    counts["ran"] += 1
-    self.log(self._progress(rec, counts, t_start))
+      for _, lock in locked:
+        lock.release()
+
+  def _lane_log(self, p: trial.PreparedTrial, packed: bool) -> Callable[[str], None]:
+    if not packed:
+      return self.trial_log
+    return lambda line, i=p.spec.trial_index: self.trial_log(f"t{i:04d} {line}")
+
+  def _done_count(self, counts: Mapping[str, int]) -> int:
+    """Records in the study folder, recounted at most every 10 s (other shards
+    add theirs) and otherwise advanced by this runner's own."""
+    now = time.perf_counter()
+    if self._done is None or now - self._done[0] > 10:
+      found = sum(1 for d in self.dir.glob("t*") if store.has_record(d))
+      self._done = (now, found - counts["ran"])
+    return self._done[1] + counts["ran"]
 
   def _progress(self, rec: Mapping[str, Any], counts: Mapping[str, int], t_start: float) -> str:
-    done = len(self._records())
+    done = self._done_count(counts)
     total = self.num_trials + self.num_reruns
     elapsed = time.perf_counter() - t_start
     mine_left = max(total - done, 0) / self.shard[1]
@@ -271,9 +341,10 @@ class StudyRunner:
     obj = objective_value(rec, self.study.protocol.objective)
     best = rec.get("best") or {}
     metric = f"val/{rec['workload']['goal']['metric']}"
+    pack = f", pack of {rec['pack_size']}" if rec.get("pack_size", 1) > 1 else ""
     return (f"[{self.study.study_id}] trial {rec['trial_index'] + 1}/{total} {rec['status']:8s} "
             f"{metric} {best.get(metric, float('nan')):.4g}  goal@{rec['goal_step']}  "
-            f"objective {obj if obj is not None else '-'}  ({rec['wall_time_sec']:.1f}s, "
+            f"objective {obj if obj is not None else '-'}  ({rec['wall_time_sec']:.1f}s{pack}, "
             f"{done}/{total} done, ETA {format_duration(eta)})")
 
   def rerun_best(self, counts: dict[str, int], t_start: float) -> None:
@@ -301,8 +372,7 @@ class StudyRunner:
     # finished early has already left, so the last one to finish does the rest
     # (the trial lock keeps each rerun to one process).
     specs.sort(key=lambda p: p.trial_index % self.shard[1] != self.shard[0])
-    for p in specs:
-      self.run_one(trial.prepare(p), counts, t_start)
+    self.run_trials([trial.prepare(p) for p in specs], counts, t_start)
 
 
 def format_duration(sec: float) -> str:

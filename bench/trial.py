@@ -1,6 +1,7 @@
 """One trial: a validated spec in, a trial record (bench/record.py) out."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import functools
@@ -9,12 +10,12 @@ import platform
 import subprocess
 import time
 import traceback
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 
 import workloads
-from bench import compile_cache, events, loop, optimizers, record, schedules
+from bench import compile_cache, events, loop, optimizers, parallel, program, record, schedules
 
 
 class ConfigError(ValueError):
@@ -53,13 +54,50 @@ class PreparedTrial:
   workload: workloads.Workload
   hparams: dict[str, Any]
   loop_config: loop.LoopConfig
+  make_tx: Callable[[Mapping[str, Any]], Any]   # bench.optimizers.factory
+  values: dict[str, Any]                        # its hyperparameter values
+
+  def shape(self, lanes: int = 0) -> program.Shape:
+    """The compiled program this trial runs in (solo: lanes 0; a pack of K)."""
+    s = self.spec
+    return program.Shape(
+        workload_key=_workload_key(s), optimizer_key=optimizers.program_key(s.optimizer, self.hparams),
+        batch_size=self.loop_config.batch_size, eval_test=s.eval_test, lanes=lanes,
+        devices=tuple(d.id for d in parallel.mesh().devices.flat))
+
+  def program(self, lanes: int = 0) -> program.Program:
+    """This process's compiled program for the trial (solo, or a pack of `lanes`)."""
+    return program.get(self.shape(lanes), self.workload, self.make_tx, self.values,
+                       functools.partial(optimizers.eval_params, self.spec.optimizer))
+
+  @property
+  def pack_key(self) -> tuple:
+    """Trials with equal keys can run as lanes of one pack."""
+    return (self.shape(), self.loop_config)
+
+
+_WORKLOADS: dict[str, workloads.Workload] = {}
+
+
+def _workload_key(spec: TrialSpec) -> str:
+  return program.workload_key(spec.workload, spec.workload_args, spec.data_dir or None,
+                              spec.dtype)
+
+
+def _workload(spec: TrialSpec) -> workloads.Workload:
+  """One instance per (workload, arguments, data, dtype) per process, so its
+  data are read and put on the device once for every trial that uses it."""
+  key = _workload_key(spec)
+  if key not in _WORKLOADS:
+    cls = workloads.workload_class(spec.workload)
+    _WORKLOADS[key] = cls(data_dir=spec.data_dir or None, dtype=spec.dtype, **spec.workload_args)
+  return _WORKLOADS[key]
 
 
 def prepare(spec: TrialSpec) -> PreparedTrial:
   """Resolve names and check values without touching data or devices."""
   try:
-    cls = workloads.workload_class(spec.workload)
-    workload = cls(data_dir=spec.data_dir or None, dtype=spec.dtype, **spec.workload_args)
+    workload = _workload(spec)
   except (workloads.UnknownWorkloadError, ValueError) as e:
     raise ConfigError(str(e)) from None
   except TypeError as e:  # an argument the workload's constructor does not take
@@ -74,49 +112,86 @@ def prepare(spec: TrialSpec) -> PreparedTrial:
       raise ConfigError(f"{name} must be a positive integer, got {v!r}")
   try:
     hparams = optimizers.resolve_hparams(spec.optimizer, spec.hparams)
-    optimizers.build(spec.optimizer, hparams, train_steps=train_steps)
+    make_tx, values = optimizers.factory(spec.optimizer, hparams, train_steps=train_steps)
   except (optimizers.OptimizerError, schedules.ScheduleError) as e:
     raise ConfigError(str(e)) from None
   cfg = loop.LoopConfig(batch_size=batch_size, train_steps=train_steps, eval_every=eval_every,
-                        seed=spec.seed, max_steps_per_dispatch=spec.max_steps_per_dispatch,
-                        divergence_factor=spec.divergence_factor, eval_test=spec.eval_test,
+                        max_steps_per_dispatch=spec.max_steps_per_dispatch,
+                        divergence_factor=spec.divergence_factor,
                         checkpoint_every_sec=spec.checkpoint_every_sec)
-  return PreparedTrial(spec, workload, hparams, cfg)
+  return PreparedTrial(spec, workload, hparams, cfg, make_tx, values)
 
 
 def run(prepared: PreparedTrial, log: Callable[[str], None] = print,
         checkpoint_dir: str | None = None, events_dir: str | None = None) -> dict[str, Any]:
-  """Train and return the record. Divergence and errors become a status, not
-  an exception, so one bad trial never takes down its study (data errors,
-  which would fail every trial alike, still raise). With `checkpoint_dir`, a
-  long trial saves its state there and a rerun resumes from it; with
-  `events_dir`, its eval curve is also written as TensorBoard events."""
+  """Train one trial alone and return its record. Divergence and errors become
+  a status, not an exception, so one bad trial never takes down its study
+  (data errors, which would fail every trial alike, still raise). With
+  `checkpoint_dir`, a long trial saves its state there and a rerun resumes
+  from it; with `events_dir`, its eval curve is also written as TensorBoard
+  events."""
+  return run_pack([prepared], [log], [checkpoint_dir], [events_dir], packed=False)[0]
+
+
+def run_pack(prepared: Sequence[PreparedTrial], logs: Sequence[Callable[[str], None]],
+             checkpoint_dirs: Sequence[str | None], events_dirs: Sequence[str | None], *,
+             packed: bool = True,
+             on_record: Callable[[int, dict[str, Any]], None] = lambda i, rec: None
+             ) -> list[dict[str, Any]]:
+  """Train trials of one pack key as the lanes of one program (`packed`), or
+  one solo trial; returns their records, each also given to `on_record` as
+  soon as its lane ends. A lane's record is what its solo run would record
+  (bench/program.py). If the pack itself fails (say, out of memory), its
+  trials that have no record yet run one by one."""
   compile_cache.enable()
-  loop_config = dataclasses.replace(prepared.loop_config, checkpoint_dir=checkpoint_dir)
-  with events.EventWriter(events_dir, prepared.spec, prepared.hparams) as writer:
-    return _run(prepared, loop_config, log, writer)
+  keys = {p.pack_key for p in prepared}
+  if len(keys) != 1 or (not packed and len(prepared) != 1):
+    raise ValueError("a pack's trials must share one program and loop settings")
+  first = prepared[0]
+  started, t0 = _now(), time.perf_counter()
+  records: list[dict[str, Any] | None] = [None] * len(prepared)
+  lanes = len(prepared) if packed else 0
+
+  def ended(i: int, result: loop.LoopResult) -> None:
+    records[i] = _record(prepared[i], result, started, t0, len(prepared))
+    try:
+      on_record(i, records[i])
+    except Exception as e:  # the caller's error (e.g. storing it), not the trial's
+      raise _CallbackError() from e
+
+  with contextlib.ExitStack() as stack:
+    writers = [stack.enter_context(events.EventWriter(d, p.spec, p.hparams))
+               for d, p in zip(events_dirs, prepared)]
+    try:
+      loop.run_lanes(first.program(lanes), [loop.Lane(p.spec.seed, p.values, c, log, w.write)
+                            for p, c, log, w in zip(prepared, checkpoint_dirs, logs, writers)],
+                     first.loop_config, on_end=ended)
+    except workloads.DataError:
+      raise
+    except _CallbackError as e:
+      raise e.__cause__ from None
+    except Exception as e:  # noqa: BLE001 - recorded, with its traceback tail
+      if packed:
+        logs[0](f"pack of {len(prepared)} failed ({type(e).__name__}: "
+                f"{str(e).splitlines()[0][:200] if str(e) else ''}); running its trials alone")
+        for i, p in enumerate(prepared):
+          if records[i] is None:
+            records[i] = run(p, logs[i], checkpoint_dirs[i], events_dirs[i])
+            on_record(i, records[i])
+        return records
+      logs[0](traceback.format_exc())
+      reason = f"{type(e).__name__}: {e}".splitlines()[0][:500]
+      ended(0, loop.LoopResult("failed", reason, [], None, float("nan"), 0.0))
+  return records
 
 
-def _run(prepared: PreparedTrial, loop_config: loop.LoopConfig, log: Callable[[str], None],
-         writer: events.EventWriter) -> dict[str, Any]:
-  spec, w = prepared.spec, prepared.workload
-  started = _now()
-  t0 = time.perf_counter()
-  make_tx, values = optimizers.factory(spec.optimizer, prepared.hparams,
-                                       train_steps=prepared.loop_config.train_steps)
-  try:
-    result = loop.run_loop(
-        w, make_tx, values, loop_config, log=log, on_eval=writer.write,
-        eval_params=lambda p, s: optimizers.eval_params(spec.optimizer, p, s))
-    status, reason = result.status, result.status_reason
-    curve, diverged_step = result.curve, result.diverged_step
-    sps, train_time = result.steps_per_sec, result.train_time_sec
-  except workloads.DataError:
-    raise
-  except Exception as e:  # noqa: BLE001 - recorded, with its traceback tail
-    log(traceback.format_exc())
-    status, reason = "failed", f"{type(e).__name__}: {e}".splitlines()[0][:500]
-    curve, diverged_step, sps, train_time = [], None, float("nan"), 0.0
+class _CallbackError(Exception):
+  """Wraps an exception raised by on_record, so it is not taken for the trial's."""
+
+
+def _record(prepared: PreparedTrial, result: loop.LoopResult, started: str, t0: float,
+            pack_size: int) -> dict[str, Any]:
+  spec, w, cfg = prepared.spec, prepared.workload, prepared.loop_config
   metric = w.goal.metric
   return {
       "schema_version": record.SCHEMA_VERSION,
@@ -127,18 +202,19 @@ def _run(prepared: PreparedTrial, loop_config: loop.LoopConfig, log: Callable[[s
                    "goal": {"metric": metric, "threshold": w.goal.threshold}},
       "optimizer": spec.optimizer, "hparams": prepared.hparams,
       "scientific": dict(spec.scientific),
-      "batch_size": prepared.loop_config.batch_size,
-      "train_steps": prepared.loop_config.train_steps,
-      "eval_every": prepared.loop_config.eval_every, "seed": spec.seed,
-      "status": status, "status_reason": reason, "diverged_step": diverged_step,
-      "curve": curve,
-      "best": record.best_row(curve, metric),
-      "goal_step": record.goal_step(curve, metric, w.goal.threshold),
-      "steps_per_sec": sps, "train_time_sec": train_time,
-      "wall_time_sec": time.perf_counter() - t0,
+      "batch_size": cfg.batch_size, "train_steps": cfg.train_steps,
+      "eval_every": cfg.eval_every, "seed": spec.seed,
+      "status": result.status, "status_reason": result.status_reason,
+      "diverged_step": result.diverged_step,
+      "curve": result.curve,
+      "best": record.best_row(result.curve, metric),
+      "goal_step": record.goal_step(result.curve, metric, w.goal.threshold),
+      "steps_per_sec": result.steps_per_sec, "train_time_sec": result.train_time_sec,
+      "wall_time_sec": time.perf_counter() - t0, "pack_size": pack_size,
       "started_at": started, "finished_at": _now(),
       "code_version": code_version(), "backend": jax.default_backend(),
-      "devices": [d.device_kind for d in jax.devices()],
+      "devices": [d.device_kind for d in parallel.mesh().devices.flat],
+      "device_ids": [d.id for d in parallel.mesh().devices.flat],
       "num_processes": jax.process_count(),
       "host": platform.node(),
   }

@@ -159,3 +159,18 @@ def test_slurm_array_script_runs_its_shard(tmp_path):
   check_exactly(tmp_path, 4)
   p = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
   assert p.returncode != 0 and "not a Slurm array task" in p.stderr
+
+
+def test_processes_executor_gives_each_worker_its_own_devices(tmp_path):
+  """4 forced host devices, 2 workers: shard i trains on devices [2i, 2i+1] only
+  (parallel.assign), each trial's batch split over its worker's two."""
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": ROOT,
+         "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+  args = [sys.executable, "-m", "bench.run", f"--config={SMOKE}", f"--output_dir={tmp_path}",
+          "--config.num_trials=2", "--config.rerun_best_seeds=0", "--config.train_steps=10",
+          "--config.eval_every=10", "--executor=processes", "--num_workers=2"]
+  p = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert p.returncode == 0, p.stderr[-2000:]
+  recs = [json.load(open(f)) for f in records(tmp_path)]
+  assert sorted((r["trial_index"], r["device_ids"]) for r in recs) == [(0, [0, 1]), (1, [2, 3])]
+  assert "worker 1: shard 1/2, cpu devices [2, 3]" in p.stdout

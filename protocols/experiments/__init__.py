@@ -38,6 +38,7 @@ def base_config(experiment: str, workload: str, scale: str) -> ml_collections.Co
   c.num_studies = 1
   c.data_dir = ""
   c.workload_args = ""   # e.g. 'image_size=64' (workloads.parse_args)
+  c.pack = "auto"        # trials per compiled program: auto | off | K (bench.packing)
   defaults = trial_config_lib.trial_config()  # one trial's defaults, as for bench.train
   for k in TRIAL_SETTINGS:
     c[k] = defaults[k]
