@@ -21,7 +21,9 @@ atomically, when the trial ends. Keys:
   train_time_sec, wall_time_sec, started_at, finished_at (ISO 8601 UTC)
   code_version    git commit of the harness (or package version), backend, host
   devices         kind of every device the trial's batches were split over (all
-                  processes); num_processes: how many JAX processes ran it
+                  processes), device_ids their ids; num_processes: how many JAX processes
+  pack_size       how many trials ran as lanes of one program with this one (1: alone);
+                  steps_per_sec and the times are the pack's
 """
 from __future__ import annotations
 

@@ -39,9 +39,11 @@ def check_exactly(out, n):
 
 
 def test_sigkill_at_random_moments_then_resume(tmp_path):
+  """Packs of 2 with a checkpoint at every dispatch: kills land mid-pack too."""
   out = tmp_path / "study"
   args = [f"--config={SMOKE}", f"--output_dir={out}", "--config.num_trials=6",
-          "--config.train_steps=20", "--config.eval_every=10"]
+          "--config.train_steps=20", "--config.eval_every=10", "--pack=2",
+          "--config.checkpoint_every_sec=0", "--config.max_steps_per_dispatch=5"]
   rng = random.Random(1234)
   for _ in range(3):
     p = bench_run(*args, start_new_session=True)
@@ -56,17 +58,18 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
   for path, text in before.items():  # finished trials were never rerun or rewritten
     assert open(path).read() == text
   assert f"already done {len(before)}" in stdout
+  assert not list(out.rglob("checkpoint"))
 
 
 def test_four_shards_share_one_directory(tmp_path):
   out = tmp_path / "sharded"
-  args = [f"--config={SMOKE}", f"--output_dir={out}", "--config.num_trials=16",
-          "--config.train_steps=10", "--config.eval_every=10"]
+  args = [f"--config={SMOKE}", f"--output_dir={out}", "--config.num_trials=8",
+          "--config.train_steps=10", "--config.eval_every=10", "--pack=2"]
   procs = [bench_run(*args, f"--shard={i}/4") for i in range(4)]
   for p in procs:
     _, err = p.communicate(timeout=600)
     assert p.returncode == 0, err[-3000:]
-  check_exactly(out, 17)  # 16 trials + 1 rerun of the best, by whichever shard ended last
+  check_exactly(out, 9)  # 8 trials + 1 rerun of the best, by whichever shard ended last
 
 
 def smoke_config(preset_name, optimizer=""):
