@@ -23,22 +23,26 @@ fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export OPTBENCH_PACKING_CACHE=/tmp/packing OPTBENCH_COMPILATION_CACHE=/tmp/xla_cache
 DATA=.gpu_data
-S=600; F=3000; N8=128; N32=64; NB=16; R=200; L=100
-if [ "${SMOKE:-0}" = 1 ]; then S=20; F=20; N8=4; N32=4; NB=2; R=5; L=4; fi
+S=600; F=3000; N8=128; N32=64; NB=16; R=200; L=100; BIG=128,1024,8192; RB=128,8192
+LM="seq_len=512,num_layers=8,model_dim=1024,num_heads=8,mlp_dim=4096"; LB=64
+if [ "${SMOKE:-0}" = 1 ]; then
+  S=20; F=20; N8=2; N32=2; NB=2; R=4; L=4; BIG=64; RB=32
+  LM="seq_len=64,num_layers=1,model_dim=64,num_heads=2,mlp_dim=128"; LB=8
+fi
 PERF=(python3 -m bench.perf "--out=$OUT/perf_gpu.json" --markdown= --repeats=3)
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
   python3 -c "import jax; print('jax', jax.__version__, jax.devices())"
   "${PERF[@]}" --workload=mnist_cnn --data_dir=$DATA --batch_sizes=8,32 \
     --num_trials=$N8,$N32 --train_steps=$S --eval_every=100 --note="gpu_bench 1"
-  "${PERF[@]}" --workload=mnist_cnn --data_dir=$DATA --batch_sizes=128,1024,8192 \
+  "${PERF[@]}" --workload=mnist_cnn --data_dir=$DATA --batch_sizes=$BIG \
     --num_trials=$NB --train_steps=$S --eval_every=$S --note="gpu_bench 2"
-  "${PERF[@]}" --workload=workloads.synthetic:Cifar10ResNet8 --batch_sizes=128,8192 \
+  "${PERF[@]}" --workload=workloads.synthetic:Cifar10ResNet8 --batch_sizes=$RB \
     --num_trials=4 --modes=bare,naive,trial --train_steps=$R --eval_every=$R --dtype=bfloat16 \
     --note="gpu_bench 3"
   "${PERF[@]}" --workload=shakespeare_lm --data_dir=$DATA --dtype=bfloat16 --mfu \
-    --workload_args="seq_len=512,num_layers=8,model_dim=1024,num_heads=8,mlp_dim=4096" \
-    --batch_sizes=64 --num_trials=1 --modes=trial --train_steps=$L --eval_every=$L \
+    --workload_args="$LM" --batch_sizes=$LB --num_trials=1 --modes=trial \
+    --train_steps=$L --eval_every=$L \
     --note="gpu_bench 4"
   for dt in float32 bfloat16; do
     python3 -m bench.train --workload=mnist_cnn --data_dir=$DATA --optimizer=nesterov \
