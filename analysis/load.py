@@ -20,15 +20,13 @@ from typing import Any, Iterator, Mapping
 
 import pandas as pd
 
-from analysis import schema
+from analysis import record, schema
+from analysis.record import RECORD, SCHEMA_VERSION
 
-SCHEMA_VERSION = 1
-RECORD = "record.json"
 STUDY = "study.json"
 # Files tolerated silently outside trial folders (atomic-write temps, locks, logs).
 IGNORED = ("*.tmp", ".*", "*.lock", "*.log", "experiment.json", "lock")
 MAX_DEPTH = 8
-_REQUIRED = ("trial_id", "study_id", "status", "curve", "workload", "optimizer")
 
 log = logging.getLogger(__name__)
 
@@ -141,23 +139,9 @@ def _read_record(path: str, records, report) -> None:
   rec = _read_json(path, report)
   if rec is None:
     return
-  if not isinstance(rec, dict):
-    report(path, "not a trial record (not a JSON object)")
-    return
-  version = rec.get("schema_version")
-  if version != SCHEMA_VERSION:
-    report(path, f"schema_version {version!r}, expected {SCHEMA_VERSION}")
-    return
-  missing = [k for k in _REQUIRED if k not in rec]
-  if missing:
-    report(path, f"not a trial record (missing {', '.join(missing)})")
-    return
-  if rec["status"] not in schema.STATUSES:
-    report(path, f"unknown status {rec['status']!r}")
-    return
-  if not isinstance(rec["curve"], list) or not all(
-      isinstance(r, dict) and "step" in r for r in rec["curve"]):
-    report(path, "malformed curve (expected a list of rows with 'step')")
+  why = record.problem(rec)
+  if why:
+    report(path, why)
     return
   records.append((path, rec))
 
@@ -206,7 +190,7 @@ def _trial_row(path: str, rec: Mapping[str, Any], study: Mapping[str, Any]) -> d
       "steps_per_sec": _num(rec.get("steps_per_sec")),
       "train_time_sec": _num(rec.get("train_time_sec")),
       "wall_time_sec": _num(rec.get("wall_time_sec")),
-      "pack_size": _num(rec.get("pack_size")),  # trials sharing this lane's clock; NaN: solo
+      "pack_size": _num(rec.get("pack_size")), "rerun": _num(rec.get("rerun")),  # trials sharing this lane's clock; NaN: solo
       "source": "bench",
       "path": path,
   }

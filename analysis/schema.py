@@ -24,8 +24,6 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-STATUSES = ("ok", "diverged", "failed")
-
 TRIAL_COLUMNS = (
     "trial_id", "study_id", "experiment", "protocol_name", "protocol_hash", "workload",
     "optimizer", "batch_size", "seed", "trial_index", "status", "status_reason",
@@ -120,7 +118,7 @@ def summarize_curves(curves: pd.DataFrame, goal_metric: pd.Series) -> pd.DataFra
 
   `goal_metric` maps trial_id -> metric name (e.g. 'error'); the best row is
   the one with the lowest finite val/<metric>, the earliest on ties (the same
-  rule as bench.record.best_row). Used by importers whose logs carry no
+  rule as analysis.record.best_row). Used by importers whose logs carry no
   retrospective selection of their own.
   """
   metrics = metric_columns(curves.columns)

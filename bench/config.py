@@ -1,18 +1,22 @@
 """Default configuration of one trial (`python -m bench.train`).
 
-Every optimizer and schedule hyperparameter is a typed placeholder, so any of
-them can be set from the command line (`--config.hparams.momentum=0.95`);
-unset ones take the optimizer's defaults (bench/optimizers.py), and setting
-one the chosen optimizer does not have is an error.
+Every trial setting (bench/settings.py) and every optimizer and schedule
+hyperparameter is a typed placeholder, so any of them can be set from the
+command line (`--config.batch_size=64`, `--config.hparams.momentum=0.95`);
+unset ones take their defaults (the workload's, bench/settings.py's, the
+optimizer's in bench/optimizers.py), and setting a hyperparameter the chosen
+optimizer does not have is an error. `--data_dir` and `--workload_args` are
+bench.train's own flags.
 """
 from __future__ import annotations
 
 import ml_collections
 from ml_collections import config_dict
 
-from bench import optimizers, schedules
+from bench import optimizers, schedules, settings
 
 _INT_HPARAMS = ("decay_steps", "warmup_steps")
+FLAG_SETTINGS = ("data_dir", "workload_args")  # bench.train flags, not --config fields
 
 
 def hparam_placeholders() -> ml_collections.ConfigDict:
@@ -26,20 +30,18 @@ def hparam_placeholders() -> ml_collections.ConfigDict:
 
 
 def trial_config() -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
+  c = settings.placeholders(exclude=FLAG_SETTINGS)
   c.hparams = hparam_placeholders()
-  c.batch_size = config_dict.placeholder(int)    # default: the workload's
-  c.train_steps = config_dict.placeholder(int)   # default: the workload's
-  c.eval_every = config_dict.placeholder(int)    # default: the workload's
   c.seed = 0
-  c.dtype = "float32"                            # or bfloat16 (fp32 params)
-  c.max_steps_per_dispatch = 500                 # steps fused into one device call
-  c.divergence_factor = 100.0                    # diverged if loss > factor x initial
-  c.eval_test = True
-  c.checkpoint_every_sec = 600.0                 # mid-trial checkpoint cadence (wall time)
   return c
 
 
 def set_hparams(config: ml_collections.ConfigDict) -> dict:
   """The hyperparameters actually given (placeholders left unset are dropped)."""
   return {k: v for k, v in config.hparams.items() if v is not None}
+
+
+def trial_settings(config: ml_collections.ConfigDict, **flag_settings) -> settings.TrialSettings:
+  """The TrialSettings of a trial config plus bench.train's flag settings."""
+  given = {k: v for k, v in config.items() if k in settings.NAMES}
+  return settings.TrialSettings.from_mapping({**given, **flag_settings})

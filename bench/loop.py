@@ -23,23 +23,12 @@ import numpy as np
 
 from bench import checkpoint, parallel, program as program_lib
 from bench import data as data_lib
+from bench.settings import TrialSettings
 
 # Host memory for the streamed batches of one dispatch (and as much for the next,
 # read while the device runs): caps steps per dispatch, e.g. to 6 for ImageNet at
 # batch 1024. In-memory data needs no cap.
 STREAM_DISPATCH_BYTES = 1 << 30
-
-
-@dataclasses.dataclass(frozen=True)
-class LoopConfig:
-  batch_size: int
-  train_steps: int
-  eval_every: int
-  max_steps_per_dispatch: int = 500
-  divergence_factor: float = 100.0  # diverged if loss > factor * initial loss
-  # Mid-trial checkpoints: a save every this many seconds of wall time, so trials
-  # shorter than that never write one; resumed on restart.
-  checkpoint_every_sec: float = 600.0
 
 
 @dataclasses.dataclass
@@ -62,14 +51,14 @@ class LoopResult:
   train_time_sec: float
 
 
-def eval_steps(cfg: LoopConfig) -> list[int]:
+def eval_steps(cfg: TrialSettings) -> list[int]:
   steps = list(range(cfg.eval_every, cfg.train_steps + 1, cfg.eval_every))
   if not steps or steps[-1] != cfg.train_steps:
     steps.append(cfg.train_steps)
   return steps
 
 
-def _boundaries(cfg: LoopConfig, per_dispatch: int) -> list[int]:
+def _boundaries(cfg: TrialSettings, per_dispatch: int) -> list[int]:
   """Steps at which a dispatch ends: every eval step, and often enough between."""
   ends, prev = [], 0
   for e in eval_steps(cfg):
@@ -86,10 +75,12 @@ def restored_step(checkpoint_dir: str | None) -> int:
   return checkpoint.saved_step(checkpoint_dir) if checkpoint_dir else 0
 
 
-def run_lanes(prog: program_lib.Program, lanes: Sequence[Lane], cfg: LoopConfig,
+def run_lanes(prog: program_lib.Program, lanes: Sequence[Lane], cfg: TrialSettings,
               on_end: Callable[[int, LoopResult], None] = lambda i, r: None
               ) -> list[LoopResult]:
-  """Train every lane of `prog` (one lane for a solo program) to its end.
+  """Train every lane of `prog` (one lane for a solo program) to its end, with
+  the resolved settings `cfg` (bench.settings: batch size, budget, cadence,
+  steps per dispatch, divergence factor, checkpoint cadence).
 
   Lanes resumed from checkpoints must all be at the same step (the study
   groups them so). `on_end(i, result)` is called as each lane ends, so a
@@ -210,7 +201,7 @@ def _divergence(losses: np.ndarray, initial: float, factor: float) -> str:
   return ""
 
 
-def _progress_line(row: Mapping[str, float], cfg: LoopConfig, timed_steps: int,
+def _progress_line(row: Mapping[str, float], cfg: TrialSettings, timed_steps: int,
                    train_time: float) -> str:
   metrics = "  ".join(f"{k} {v:.4g}" for k, v in row.items()
                       if "/" in k and not k.startswith("train/batch"))

@@ -118,7 +118,7 @@ def decide(prepared: Any, log: Callable[[str], None] = print) -> int:
              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     _remember(key, entry)
     ratio = rates[lanes] / rates[1]
-    log(f"pack=auto: {prepared.workload.name} batch {prepared.loop_config.batch_size} on "
+    log(f"pack=auto: {prepared.workload.name} batch {prepared.settings.batch_size} on "
         f"{jax.default_backend()}: {'packs of ' + str(lanes) if lanes > 1 else 'no packing'} "
         f"({ratio:.2f}x solo; probed {', '.join(f'{k}: {v:.0f}' for k, v in rates.items())} "
         "trial-steps/s)")
@@ -132,7 +132,7 @@ def probe(prepared: Any, steps: int | None = None) -> dict[int, float]:
   first K that does not beat the previous one by PACK_MARGIN (or that runs out
   of memory): the last K it returns is then the one to pack in, unless its
   own rate is that first one that did not pay."""
-  cfg = prepared.loop_config
+  cfg = prepared.settings
   steps = steps or max(1, min(cfg.train_steps, cfg.eval_every, 50))
   rates = {1: _rate(prepared, 0, steps)}
   for k in candidates(jax.default_backend()):
@@ -159,7 +159,7 @@ def _rate(prepared: Any, lanes: int, steps: int) -> float:
   active = np.ones(n, bool)
   batches = None
   if not p.workload.in_memory:
-    streams = [p.workload.stream("train", p.loop_config.batch_size, int(s))
+    streams = [p.workload.stream("train", p.settings.batch_size, int(s))
                for s in np.atleast_1d(seeds)]
     per_lane = [loop.data_lib.stack_stream(s, steps) for s in streams]
     stacked = per_lane[0] if not lanes else {

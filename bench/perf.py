@@ -81,8 +81,8 @@ def _trial_lrs(n: int) -> list[float]:
 # ----- the baselines, written without harness code -----
 
 def _workload_args() -> dict[str, Any]:
-  import workloads
-  return workloads.parse_args(_WORKLOAD_ARGS.value)
+  from bench import settings
+  return settings.parse_workload_args(_WORKLOAD_ARGS.value)
 
 
 def _model_parts(name: str):
@@ -172,14 +172,15 @@ def naive(name: str, batch_size: int, steps: int, num_trials: int) -> dict[str, 
 
 # ----- the harness -----
 
-def _spec(name: str, batch_size: int, steps: int, eval_every: int, i: int = 0, **kw):
+def _spec(name: str, batch_size: int, steps: int, eval_every: int, i: int = 0,
+          workload_args: dict[str, Any] | None = None, **kw):
   from bench import trial
-  return trial.TrialSpec(
-      workload=name, optimizer="nesterov",
-      hparams={"learning_rate": _trial_lrs(i + 1)[-1], "momentum": 0.9,
-               "schedule": "linear_decay", "decay_factor": 0.01},
-      batch_size=batch_size, train_steps=steps, eval_every=eval_every, seed=i,
-      data_dir=_DATA_DIR.value, dtype=_DTYPE.value, **kw)
+  args = ",".join(f"{k}={v!r}" for k, v in (workload_args or {}).items()) or None
+  return trial.spec(
+      name, "nesterov", {"learning_rate": _trial_lrs(i + 1)[-1], "momentum": 0.9,
+                         "schedule": "linear_decay", "decay_factor": 0.01}, seed=i,
+      batch_size=batch_size, train_steps=steps, eval_every=eval_every,
+      data_dir=_DATA_DIR.value, dtype=_DTYPE.value, workload_args=args, **kw)
 
 
 def harness_trial(name: str, batch_size: int, steps: int, eval_every: int,
@@ -234,11 +235,11 @@ def study(name: str, batch_size: int, steps: int, eval_every: int, num_trials: i
            f"--config=protocols/experiments/batch_scaling.py:{name},cpu",
            f"--config.batch_sizes=({batch_size},)", f"--config.num_trials={num_trials}",
            f"--config.train_steps={steps}", f"--config.eval_every={eval_every}",
-           f"--config.dtype={_DTYPE.value}", f"--pack={pack}", f"--output_dir={out}"]
+           f"--config.settings.dtype={_DTYPE.value}", f"--pack={pack}", f"--output_dir={out}"]
     if _DATA_DIR.value:
-      cmd.append(f"--config.data_dir={_DATA_DIR.value}")
+      cmd.append(f"--config.settings.data_dir={_DATA_DIR.value}")
     if _WORKLOAD_ARGS.value:
-      cmd.append(f"--config.workload_args={_WORKLOAD_ARGS.value}")
+      cmd.append(f"--config.settings.workload_args={_WORKLOAD_ARGS.value}")
     env = {**os.environ, "OPTBENCH_PACKING_CACHE": packing_cache}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=_root(), env=env, capture_output=True, text=True)

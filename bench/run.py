@@ -3,9 +3,10 @@
   python -m bench.run --config=protocols/experiments/batch_scaling.py:mnist1d_mlp,cpu \
       --output_dir=runs/bs --config.num_trials=8
 
-The config file is an experiment recipe (protocols/experiments/): a flat
-ConfigDict (override any field with --config.x=y) whose `experiment` names the
-module that expands it into studies. Re-running on the same --output_dir skips
+The config file is the experiment: any recipe file (protocols/experiments/ has
+the shipped ones) with get_config(arg) (a ConfigDict: override any field with
+--config.x=y, trial settings with --config.settings.x=y) and studies(config),
+which lists its studies as plain data. Re-running on the same --output_dir skips
 finished trials and reruns the ones whose process died. `--shard=i/n` runs
 trials with index % n == i, so n copies (Slurm array, Kubernetes indexed job)
 share one results directory; `--executor=processes --num_workers=k` does that
@@ -19,6 +20,7 @@ import sys
 import time
 
 from absl import app, flags, logging
+from etils import epath
 from ml_collections import config_flags
 
 import protocols
@@ -68,24 +70,30 @@ def main(argv):
       pack = packing.parse(_PACK.value if _PACK.value is not None else config.get("pack", "auto"))
     except ValueError as e:
       raise trial.ConfigError(f"--pack: {e}") from None
-    studies = study_lib.expand(config)
-    out = store.check_writable(_OUTPUT_DIR.value)
+    recipe = study_lib.load_recipe(config_flags.get_config_filename(flags.FLAGS["config"]))
+    studies = study_lib.expand(config, recipe)
+    out = epath.Path(_OUTPUT_DIR.value)
     runners = [study_lib.StudyRunner(s, out, shard=shard, pack=pack,
                                      trial_log=print if _TRIAL_PROGRESS.value else None)
                for s in studies]
-    prepared = [r.prepare(write=not _DRY_RUN.value) for r in runners]  # all checks first
-    if not _DRY_RUN.value and not (out / "experiment.json").exists():
-      store.write_json_atomic(out / "experiment.json", config.to_dict())
+    prepared = [r.prepare(write=False) for r in runners]  # every check, nothing written
+    if not _DRY_RUN.value:
+      out = store.check_writable(out)
+      for r in runners:
+        r.write_metadata()
+      if not (out / "experiment.json").exists():
+        store.write_json_atomic(out / "experiment.json", config.to_dict())
   except (trial.ConfigError, protocols.ProtocolError, store.StoreError,
           workloads.UnknownWorkloadError, workloads.DataError) as e:
     sys.exit(f"error: {e}")
   total = sum(r.num_trials for r in runners)
-  print(f"{config.experiment}: {len(studies)} studies, {total} trials -> {out}", flush=True)
+  print(f"{studies[0].experiment if studies else recipe.__name__}: {len(studies)} studies, "
+        f"{total} trials -> {out}", flush=True)
   if _DRY_RUN.value:
     for r, ps in zip(runners, prepared):
       print(f"{r.study.study_id}: {r.num_trials} trials, sampler {r.study.protocol.sampler.name}")
       for p in ps[:3]:
-        print(f"  t{p.spec.trial_index:04d} {p.spec.optimizer} {p.hparams} bs={p.loop_config.batch_size}")
+        print(f"  t{p.spec.trial_index:04d} {p.spec.optimizer} {p.hparams} bs={p.settings.batch_size}")
     return
   if _EXECUTOR.value == "processes" and shard == (0, 1):
     sys.exit(_run_processes(_NUM_WORKERS.value))

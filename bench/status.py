@@ -18,7 +18,7 @@ import sys
 
 from absl import app, flags
 
-from bench import store, study as study_lib
+from bench import progress, store
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Results directory written by bench.run.")
 
@@ -54,7 +54,7 @@ def study_status(study_dir: str) -> StudyStatus:
   study = store.read_json(os.path.join(study_dir, "study.json"))
   budget = (study.get("protocol") or {}).get("budget") or {}
   s = StudyStatus(study.get("study_id", os.path.basename(study_dir)),
-                  sum(study_lib.budget_trials(budget)))
+                  sum(progress.budget_trials(budget)))
   times = []
   for name in sorted(os.listdir(study_dir)):
     tdir = os.path.join(study_dir, name)
@@ -92,7 +92,7 @@ def format_table(rows: list[StudyStatus]) -> str:
   head = ("study", "done", "ok", "diverged", "failed", "running", "interrupted", "pending",
           "ETA")
   lines = [[r.study_id, f"{r.finished}/{r.total}", r.ok, r.diverged, r.failed, r.running,
-            r.interrupted + r.unreadable, r.pending, study_lib.format_duration(r.eta_sec)]
+            r.interrupted + r.unreadable, r.pending, progress.format_duration(r.eta_sec)]
            for r in rows]
   if rows:
     total = sum(r.total for r in rows)

@@ -1,18 +1,20 @@
 """Studies: sample a protocol's trials, run the unfinished ones, store them.
 
 A study folder `<output_dir>/<study_id>/` holds `study.json` (the protocol,
-its hash, the scientific settings) and one folder per trial `tNNNN/`. Trial
-ids and seeds are functions of (protocol hash, study seed, trial index), so
-every copy of a study (shards, reruns after a crash) agrees on them. A trial
-is done when its record.json exists; a running one holds its folder's lock.
+its identity hash, the scientific settings) and one folder per trial: `tNNNN/`
+for search trial N, `tNNNNrJ/` for the J-th seed rerun of its point. Points,
+trial ids and seeds are functions of (protocol identity, study seed, trial
+index), so every copy of a study (shards, reruns after a crash) agrees on them,
+and growing its budget keeps every finished trial. A trial is done when its
+record.json exists; a running one holds its folder's lock.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import json
 import math
+import os
 import re
 import time
 from typing import Any, Callable, Mapping, Sequence
@@ -20,7 +22,10 @@ from typing import Any, Callable, Mapping, Sequence
 from etils import epath
 
 import protocols
+import workloads
 from bench import loop, packing, store, trial
+from bench.progress import budget_trials, format_duration
+from bench.settings import STUDY_FIELDS, SettingsError, TrialSettings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,19 +36,19 @@ class Study:
   protocol: Any                          # ml_collections.ConfigDict
   scientific: Mapping[str, Any]          # e.g. {'batch_size': 128}
   study_seed: int
-  trial_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  settings: TrialSettings = TrialSettings()
 
   @property
   def protocol_hash(self) -> str:
-    return protocols.protocol_hash(self.protocol)
+    """The hash of what the trials compute (protocols.identity_hash): the same
+    when only the study's size changes."""
+    return protocols.identity_hash(self.protocol)
 
   def identity(self) -> dict[str, Any]:
-    """Everything that changes what the study's trials compute. Where the data
-    lives and how many steps are fused per call do not."""
-    settings = {k: self.trial_defaults[k] for k in _RESULT_SETTINGS if k in self.trial_defaults}
+    """Everything that changes what the study's trials compute."""
     return {"protocol_hash": self.protocol_hash, "workload": self.workload,
             "scientific": dict(self.scientific), "study_seed": self.study_seed,
-            "settings": settings}
+            "settings": self.settings.identity()}
 
   @property
   def point_seed(self) -> int:
@@ -62,34 +67,85 @@ class Study:
 
   @property
   def study_id(self) -> str:
+    """<workload name>-<protocol name>-<scientific>-s<seed>, plus a short hash
+    of the settings that change results where any differs from its default.
+    The protocol's content is not in it: another protocol under the same name
+    in the same store is refused (StudyRunner.prepare), not silently kept apart."""
     sci = ".".join(f"{_short(k)}{_fmt(v)}" for k, v in sorted(self.scientific.items()))
-    workload = re.sub(r"[^A-Za-z0-9_.]+", "_", self.workload.rsplit(":", 1)[-1])
-    parts = [workload, self.protocol.name, sci, f"s{self.study_seed}", self.study_hash[:8]]
-    return "-".join(p for p in parts if p)
+    parts = [_workload_name(self.workload), self.protocol.name, sci, f"s{self.study_seed}"]
+    if self.settings.identity() != TrialSettings().identity():
+      text = json.dumps(self.settings.identity(), sort_keys=True, default=str)
+      parts.append(hashlib.sha256(text.encode()).hexdigest()[:8])
+    return "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", p) for p in parts if p)
 
   def metadata(self) -> dict[str, Any]:
     return {"schema_version": 1, "study_id": self.study_id, "study_hash": self.study_hash,
             "experiment": self.experiment, "workload": self.workload,
             "protocol": protocols.as_plain(self.protocol), "protocol_hash": self.protocol_hash,
             "scientific": dict(self.scientific), "study_seed": self.study_seed,
-            "point_seed": self.point_seed, "settings": self.identity()["settings"]}
+            "point_seed": self.point_seed, "settings": self.settings.identity()}
 
 
-# Trial settings that change results, hence part of a study's identity.
-_RESULT_SETTINGS = ("dtype", "workload_args", "divergence_factor", "eval_test")
-
-
-def expand(config) -> list[Study]:
-  """The studies of an experiment config (its `experiment` names the recipe)."""
-  name = config.get("experiment")
-  if not name:
-    raise trial.ConfigError("the config has no 'experiment' field naming its recipe")
-  module_name = name if "." in name else f"protocols.experiments.{name}"
+def _workload_name(workload: str) -> str:
+  """The workload's `name` (a file or module path names its class's)."""
   try:
-    module = importlib.import_module(module_name)
-  except ModuleNotFoundError:
-    raise trial.ConfigError(f"unknown experiment {name!r} (no module {module_name})") from None
-  return module.studies(config)
+    return workloads.workload_class(workload).name or workload.rsplit(":", 1)[-1]
+  except workloads.UnknownWorkloadError:
+    return workload.rsplit(":", 1)[-1]
+
+
+def from_recipe(descriptions: Sequence[Mapping[str, Any]], experiment: str,
+                settings: Mapping[str, Any] | None = None) -> list[Study]:
+  """Studies from a recipe's plain descriptions (protocols/experiments: `study()`),
+  each {'workload', 'protocol', 'scientific', 'study_seed', 'settings'}; a
+  description's settings override the recipe's `settings` section."""
+  base = {k: v for k, v in dict(settings or {}).items() if v is not None}
+  out = []
+  for i, d in enumerate(descriptions):
+    if not isinstance(d, Mapping) or not {"workload", "protocol"} <= set(d):
+      raise trial.ConfigError(f"study {i} of the recipe is not a study description "
+                              "(protocols.experiments.study(workload, protocol, ...))")
+    extra = sorted(set(d) - {"workload", "protocol", "scientific", "study_seed", "settings"})
+    if extra:
+      raise trial.ConfigError(f"study {i} of the recipe has an unknown field {extra[0]!r}")
+    given = {k: v for k, v in dict(d.get("settings") or {}).items() if v is not None}
+    try:
+      s = TrialSettings.from_mapping({**base, **given})
+    except SettingsError as e:
+      raise trial.ConfigError(str(e)) from None
+    for k in STUDY_FIELDS:
+      if getattr(s, k) is not None:
+        raise trial.ConfigError(f"setting {k} comes from the study (scientific settings or "
+                                f"the protocol's budget), not from the recipe's settings")
+    out.append(Study(experiment, str(d["workload"]), d["protocol"],
+                     dict(d.get("scientific") or {}), int(d.get("study_seed", 0)), s))
+  return out
+
+
+def load_recipe(path: str) -> Any:
+  """The recipe file's module (any path: the file is the experiment); `path`
+  may carry the config flag's ':args'."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  path = re.sub(r"(\.py):.*$", r"\1", path)
+  name = "optbench_recipe_" + re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
+  spec = importlib.util.spec_from_file_location(name, path)
+  if spec is None or spec.loader is None:
+    raise trial.ConfigError(f"cannot load recipe file {path}")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not callable(getattr(module, "studies", None)):
+    raise trial.ConfigError(f"recipe {path} defines no studies(config) function")
+  return module
+
+
+def expand(config: Any, recipe: Any) -> list[Study]:
+  """The studies of a recipe module and its config (get_config's, overridden)."""
+  experiment = config.get("experiment") or recipe.__name__.replace("optbench_recipe_", "")
+  try:
+    descriptions = recipe.studies(config)
+  except (protocols.ProtocolError, ValueError, KeyError, TypeError) as e:
+    raise trial.ConfigError(f"recipe {experiment}: {e}".splitlines()[0]) from None
+  return from_recipe(descriptions, experiment, config.get("settings"))
 
 
 def _short(k: str) -> str:
@@ -106,8 +162,10 @@ def trial_seed(protocol_hash: str, study_seed: int, index: int) -> int:
 
 
 def trial_specs(study: Study, points: Sequence[Mapping[str, Any]], start: int = 0,
-                seeds: Sequence[int] | None = None) -> list[trial.TrialSpec]:
-  """Turn sampled points into runnable specs (scientific settings override)."""
+                rerun: int = 0) -> list[trial.TrialSpec]:
+  """Turn sampled points into runnable specs (scientific settings override).
+  With `rerun` = j >= 1 the one point is trial `start`'s, rerun with seed
+  study_seed + j (DeepOBS: seed 42, then 43, 44, ...)."""
   specs = []
   budget = study.protocol.budget
   for j, point in enumerate(points):
@@ -119,27 +177,27 @@ def trial_specs(study: Study, points: Sequence[Mapping[str, Any]], start: int = 
       raise protocols.ProtocolError(f"protocol {study.protocol.name!r} has no 'optimizer' "
                                     "parameter and the experiment sets none")
     batch_size = study.scientific.get("batch_size", point.pop("batch_size", None))
-    seed = (seeds[j] if seeds is not None
+    seed = (study.study_seed + rerun if rerun
             else trial_seed(study.protocol_hash, study.point_seed, index))
+    settings = study.settings.replace(batch_size=batch_size, train_steps=budget.train_steps,
+                                      eval_every=budget.eval_every)
     specs.append(trial.TrialSpec(
-        workload=study.workload, optimizer=optimizer, hparams=point, batch_size=batch_size,
-        train_steps=budget.train_steps, eval_every=budget.eval_every, seed=seed,
-        trial_id=f"{study.study_id}/t{index:04d}", study_id=study.study_id,
-        experiment=study.experiment, protocol_name=study.protocol.name,
-        protocol_hash=study.protocol_hash, trial_index=index, scientific=dict(study.scientific),
-        **study.trial_defaults))
+        workload=study.workload, optimizer=optimizer, hparams=point, seed=seed,
+        settings=settings, trial_id=f"{study.study_id}/{trial_folder(index, rerun)}",
+        study_id=study.study_id, experiment=study.experiment, protocol_name=study.protocol.name,
+        protocol_hash=study.protocol_hash, trial_index=index, rerun=rerun,
+        scientific=dict(study.scientific)))
   return specs
+
+
+def trial_folder(index: int, rerun: int = 0) -> str:
+  """'t0007' for search trial 7; 't0007r2' for its point's second seed rerun."""
+  return f"t{index:04d}" + (f"r{rerun}" if rerun else "")
 
 
 def new_counts() -> dict[str, int]:
   """What a runner did with the trials it looked at: ran, already done, running elsewhere."""
   return {"ran": 0, "skipped": 0, "busy": 0}
-
-
-def budget_trials(budget: Mapping[str, Any]) -> tuple[int, int]:
-  """(search trials, seed reruns of the best point) of a protocol budget
-  (the ConfigDict, or its plain form as stored in study.json)."""
-  return int(budget.get("num_trials") or 0), int(budget.get("rerun_best_seeds") or 0)
 
 
 def objective_value(rec: Mapping[str, Any], objective: Mapping[str, Any]) -> float | None:
@@ -175,39 +233,55 @@ class StudyRunner:
 
   # ----- setup, before any compute -----
   def prepare(self, write: bool = True) -> list[trial.PreparedTrial]:
-    """Validate the protocol and every trial's settings; write study.json
-    (unless `write` is False: a dry run leaves the store untouched)."""
+    """Validate the protocol, the store's study.json and every trial's settings;
+    write study.json if `write` (bench.run writes it only once every study of
+    the experiment has passed, so a rejected run leaves nothing behind)."""
     protocols.validate(self.study.protocol)
+    self.check_store()
     if write:
-      self._write_metadata()
+      self.write_metadata()
     points = protocols.sample_points(self.study.protocol, self.study.point_seed,
                                      self.num_trials, self._history())
     return [trial.prepare(s) for s in trial_specs(self.study, points)]
 
-  def _write_metadata(self) -> None:
+  def check_store(self) -> dict[str, Any] | None:
+    """The store's study.json for this study id, if any; refuses (one line) one
+    that was run with another protocol or other settings under the same name."""
     meta = self.study.metadata()
     path = self.dir / "study.json"
-    if path.exists():
-      try:
-        old = store.read_json(path)
-      except (OSError, ValueError):
-        old = None
-      if old is not None and old.get("protocol_hash") != meta["protocol_hash"]:
-        raise store.StoreError(f"{path} holds protocol {old.get('protocol_hash')}, not "
-                               f"{meta['protocol_hash']}; use another --output_dir")
-      if old is not None and old.get("study_hash") != meta["study_hash"]:
-        raise store.StoreError(f"{path} holds a study with other settings "
-                               f"({old.get('settings')}); use another --output_dir")
-      if old is not None:
-        return
-    store.write_json_atomic(path, meta)
+    if not path.exists():
+      return None
+    try:
+      old = store.read_json(path)
+    except (OSError, ValueError):
+      return None
+    if old.get("protocol_hash") != meta["protocol_hash"] and "protocol" in old:
+      what = "; ".join(protocols.changes(protocols.protocol.identity(old["protocol"]),
+                                         protocols.protocol.identity(self.study.protocol)))
+      raise store.StoreError(
+          f"study {self.study.study_id} in {self.dir.parent} was run with another protocol "
+          f"({what or 'protocol hash ' + str(old.get('protocol_hash'))}); name this one "
+          "differently (protocols.make(name=...) / the preset's name) or use another --output_dir")
+    if old.get("study_hash") != meta["study_hash"]:
+      raise store.StoreError(
+          f"study {self.study.study_id} in {self.dir.parent} was run with other settings "
+          f"({old.get('settings')} vs {meta['settings']}); use another --output_dir")
+    return old
+
+  def write_metadata(self) -> None:
+    """study.json: written once; rewritten only to record a grown budget."""
+    old = self.check_store()
+    meta = self.study.metadata()
+    if old is None or old.get("protocol", {}).get("budget") != meta["protocol"]["budget"]:
+      store.write_json_atomic(self.dir / "study.json", meta)
 
   def _records(self) -> dict[int, dict[str, Any]]:
+    """The search trials' records, by trial index (seed reruns left out)."""
     out = {}
     if not self.dir.exists():
       return out
     for d in self.dir.iterdir():
-      if d.name.startswith("t") and store.has_record(d):
+      if re.fullmatch(r"t\d{4,}", d.name) and store.has_record(d):
         try:
           rec = store.read_json(d / store.RECORD)
           out[int(rec["trial_index"])] = rec
@@ -248,7 +322,7 @@ class StudyRunner:
     return trial.prepare(trial_specs(self.study, [point], start=index)[0])
 
   def trial_dir(self, p: trial.PreparedTrial) -> epath.Path:
-    return self.dir / f"t{p.spec.trial_index:04d}"
+    return self.dir / trial_folder(p.spec.trial_index, p.spec.rerun)
 
   def run_one(self, p: trial.PreparedTrial, counts: dict[str, int], t_start: float) -> None:
     """Run one trial alone (unless finished or running elsewhere)."""
@@ -363,21 +437,12 @@ class StudyRunner:
     if not scored:
       self.log(f"[{self.study.study_id}] no successful trial to rerun")
       return
-    best = recs[min(scored)[1]]
-    point = {**best["hparams"], "optimizer": best["optimizer"]}
-    base = self.study.study_seed
-    seeds = [base + 1 + j for j in range(extra)]  # DeepOBS: seed 42 then 43, 44, ...
-    specs = trial_specs(self.study, [point] * extra, start=self.num_trials, seeds=seeds)
+    index = min(scored)[1]
+    point = {**recs[index]["hparams"], "optimizer": recs[index]["optimizer"]}
+    specs = [trial_specs(self.study, [point], start=index, rerun=j)[0]
+             for j in range(1, extra + 1)]
     # Own reruns first, then any other shard's not yet taken: a shard that
     # finished early has already left, so the last one to finish does the rest
     # (the trial lock keeps each rerun to one process).
-    specs.sort(key=lambda p: p.trial_index % self.shard[1] != self.shard[0])
+    specs.sort(key=lambda p: p.rerun % self.shard[1] != self.shard[0])
     self.run_trials([trial.prepare(p) for p in specs], counts, t_start)
-
-
-def format_duration(sec: float) -> str:
-  """'4m05s' / '1h02m' for progress lines; '?' when unknown."""
-  if not math.isfinite(sec):
-    return "?"
-  sec = int(sec)
-  return f"{sec // 3600}h{sec % 3600 // 60:02d}m" if sec >= 3600 else f"{sec // 60}m{sec % 60:02d}s"

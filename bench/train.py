@@ -5,7 +5,7 @@
       --config.train_steps=1000 --output_dir=/tmp/trial
 
 Prints a progress line per evaluation and writes DIR/record.json (schema in
-bench/record.py). Bad input fails before any training with one line.
+analysis/record.py). Bad input fails before any training with one line.
 
 Batches are split over all local devices. A trial too large for one host runs
 as one process per host, each started with the same flags plus
@@ -22,6 +22,7 @@ from ml_collections import config_flags
 
 from bench import config as config_lib
 from bench import parallel, store, trial
+from bench.settings import SettingsError
 import workloads
 
 _WORKLOAD = flags.DEFINE_string("workload", "mnist1d_mlp",
@@ -55,16 +56,12 @@ def main(argv):
   primary = parallel.is_primary()
   say = (lambda s: print(s, flush=True)) if primary else (lambda s: None)
   try:
-    workload_args = workloads.parse_args(_WORKLOAD_ARGS.value)
-  except workloads.UnknownWorkloadError as e:
+    settings = config_lib.trial_settings(c, data_dir=_DATA_DIR.value,
+                                         workload_args=_WORKLOAD_ARGS.value or None)
+  except SettingsError as e:
     sys.exit(f"error: {e}")
-  spec = trial.TrialSpec(
-      workload=_WORKLOAD.value, optimizer=_OPTIMIZER.value, hparams=config_lib.set_hparams(c),
-      batch_size=c.batch_size, train_steps=c.train_steps, eval_every=c.eval_every, seed=c.seed,
-      data_dir=_DATA_DIR.value, workload_args=workload_args, dtype=c.dtype,
-      max_steps_per_dispatch=c.max_steps_per_dispatch,
-      divergence_factor=c.divergence_factor, eval_test=c.eval_test,
-      checkpoint_every_sec=c.checkpoint_every_sec)
+  spec = trial.TrialSpec(workload=_WORKLOAD.value, optimizer=_OPTIMIZER.value,
+                         hparams=config_lib.set_hparams(c), seed=c.seed, settings=settings)
   try:
     prepared = trial.prepare(spec)
     out = None
@@ -73,7 +70,7 @@ def main(argv):
       if store.has_record(out):
         raise trial.ConfigError(f"{out / store.RECORD} exists; choose another --output_dir "
                                 "(records are never overwritten)")
-    lc = prepared.loop_config
+    lc = prepared.settings
     try:
       parallel.check_batch_size(lc.batch_size, parallel.mesh())
     except ValueError as e:

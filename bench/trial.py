@@ -1,4 +1,4 @@
-"""One trial: a validated spec in, a trial record (bench/record.py) out."""
+"""One trial: a validated spec in, a trial record (analysis/record.py) out."""
 from __future__ import annotations
 
 import contextlib
@@ -15,7 +15,9 @@ from typing import Any, Callable, Mapping, Sequence
 import jax
 
 import workloads
-from bench import compile_cache, events, loop, optimizers, parallel, program, record, schedules
+from analysis import record
+from bench import compile_cache, events, loop, optimizers, parallel, program, schedules
+from bench.settings import SettingsError, TrialSettings
 
 
 class ConfigError(ValueError):
@@ -24,28 +26,27 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class TrialSpec:
+  """What to train: workload, update rule, seed and settings (bench/settings.py),
+  and where the trial sits in its study (empty for a lone `bench.train` run)."""
   workload: str
   optimizer: str
   hparams: Mapping[str, Any]
-  batch_size: int | None = None
-  train_steps: int | None = None
-  eval_every: int | None = None
   seed: int = 0
-  data_dir: str | None = None
-  workload_args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-  dtype: str = "float32"
-  max_steps_per_dispatch: int = 500
-  divergence_factor: float = 100.0
-  eval_test: bool = True
-  checkpoint_every_sec: float = 600.0   # mid-trial checkpoints (see bench/checkpoint.py)
-  # Identity within a study (empty for a lone `bench.train` run).
+  settings: TrialSettings = TrialSettings()
   trial_id: str = "trial"
   study_id: str = ""
   experiment: str = ""
   protocol_name: str = ""
   protocol_hash: str = ""
   trial_index: int = 0
+  rerun: int = 0      # j >= 1: a seed rerun of trial `trial_index`'s point
   scientific: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def spec(workload: str, optimizer: str, hparams: Mapping[str, Any], seed: int = 0,
+         **settings: Any) -> TrialSpec:
+  """A lone trial's spec with settings given by name (tests, benchmarks, scripts)."""
+  return TrialSpec(workload, optimizer, hparams, seed, TrialSettings(**settings))
 
 
 @dataclasses.dataclass
@@ -53,7 +54,7 @@ class PreparedTrial:
   spec: TrialSpec
   workload: workloads.Workload
   hparams: dict[str, Any]
-  loop_config: loop.LoopConfig
+  settings: TrialSettings                      # resolved: every field concrete
   make_tx: Callable[[Mapping[str, Any]], Any]   # bench.optimizers.factory
   values: dict[str, Any]                        # its hyperparameter values
 
@@ -62,7 +63,7 @@ class PreparedTrial:
     s = self.spec
     return program.Shape(
         workload_key=_workload_key(s), optimizer_key=optimizers.program_key(s.optimizer, self.hparams),
-        batch_size=self.loop_config.batch_size, eval_test=s.eval_test, lanes=lanes,
+        batch_size=self.settings.batch_size, eval_test=self.settings.eval_test, lanes=lanes,
         devices=tuple(d.id for d in parallel.mesh().devices.flat))
 
   def program(self, lanes: int = 0) -> program.Program:
@@ -73,15 +74,15 @@ class PreparedTrial:
   @property
   def pack_key(self) -> tuple:
     """Trials with equal keys can run as lanes of one pack."""
-    return (self.shape(), self.loop_config)
+    return (self.shape(), self.settings)
 
 
 _WORKLOADS: dict[str, workloads.Workload] = {}
 
 
 def _workload_key(spec: TrialSpec) -> str:
-  return program.workload_key(spec.workload, spec.workload_args, spec.data_dir or None,
-                              spec.dtype)
+  s = spec.settings.resolve()
+  return program.workload_key(spec.workload, s.workload_kwargs, s.data_dir or None, s.dtype)
 
 
 def _workload(spec: TrialSpec) -> workloads.Workload:
@@ -89,37 +90,30 @@ def _workload(spec: TrialSpec) -> workloads.Workload:
   data are read and put on the device once for every trial that uses it."""
   key = _workload_key(spec)
   if key not in _WORKLOADS:
+    s = spec.settings.resolve()
     cls = workloads.workload_class(spec.workload)
-    _WORKLOADS[key] = cls(data_dir=spec.data_dir or None, dtype=spec.dtype, **spec.workload_args)
+    _WORKLOADS[key] = cls(data_dir=s.data_dir or None, dtype=s.dtype, **s.workload_kwargs)
   return _WORKLOADS[key]
 
 
 def prepare(spec: TrialSpec) -> PreparedTrial:
   """Resolve names and check values without touching data or devices."""
   try:
+    spec.settings.check()
     workload = _workload(spec)
-  except (workloads.UnknownWorkloadError, ValueError) as e:
+    settings = spec.settings.resolve(workload)
+    settings.check()
+  except (workloads.UnknownWorkloadError, SettingsError, ValueError) as e:
     raise ConfigError(str(e)) from None
   except TypeError as e:  # an argument the workload's constructor does not take
     raise ConfigError(f"workload {spec.workload!r}: {e}") from None
-  pick = lambda given, default: default if given is None else given
-  batch_size = pick(spec.batch_size, workload.default_batch_size)
-  train_steps = pick(spec.train_steps, workload.default_train_steps)
-  eval_every = pick(spec.eval_every, min(workload.default_eval_every, train_steps))
-  for name, v in (("batch_size", batch_size), ("train_steps", train_steps),
-                  ("eval_every", eval_every), ("max_steps_per_dispatch", spec.max_steps_per_dispatch)):
-    if not isinstance(v, int) or v < 1:
-      raise ConfigError(f"{name} must be a positive integer, got {v!r}")
   try:
     hparams = optimizers.resolve_hparams(spec.optimizer, spec.hparams)
-    make_tx, values = optimizers.factory(spec.optimizer, hparams, train_steps=train_steps)
+    make_tx, values = optimizers.factory(spec.optimizer, hparams,
+                                         train_steps=settings.train_steps)
   except (optimizers.OptimizerError, schedules.ScheduleError) as e:
     raise ConfigError(str(e)) from None
-  cfg = loop.LoopConfig(batch_size=batch_size, train_steps=train_steps, eval_every=eval_every,
-                        max_steps_per_dispatch=spec.max_steps_per_dispatch,
-                        divergence_factor=spec.divergence_factor,
-                        checkpoint_every_sec=spec.checkpoint_every_sec)
-  return PreparedTrial(spec, workload, hparams, cfg, make_tx, values)
+  return PreparedTrial(spec, workload, hparams, settings, make_tx, values)
 
 
 def run(prepared: PreparedTrial, log: Callable[[str], None] = print,
@@ -165,7 +159,7 @@ def run_pack(prepared: Sequence[PreparedTrial], logs: Sequence[Callable[[str], N
     try:
       loop.run_lanes(first.program(lanes), [loop.Lane(p.spec.seed, p.values, c, log, w.write)
                             for p, c, log, w in zip(prepared, checkpoint_dirs, logs, writers)],
-                     first.loop_config, on_end=ended)
+                     first.settings, on_end=ended)
     except workloads.DataError:
       raise
     except _CallbackError as e:
@@ -191,19 +185,19 @@ class _CallbackError(Exception):
 
 def _record(prepared: PreparedTrial, result: loop.LoopResult, started: str, t0: float,
             pack_size: int) -> dict[str, Any]:
-  spec, w, cfg = prepared.spec, prepared.workload, prepared.loop_config
+  spec, w, cfg = prepared.spec, prepared.workload, prepared.settings
   metric = w.goal.metric
   return {
       "schema_version": record.SCHEMA_VERSION,
       "trial_id": spec.trial_id, "study_id": spec.study_id, "experiment": spec.experiment,
       "protocol_name": spec.protocol_name, "protocol_hash": spec.protocol_hash,
-      "trial_index": spec.trial_index,
-      "workload": {**w.describe(), "args": dict(spec.workload_args),
+      "trial_index": spec.trial_index, "rerun": spec.rerun,
+      "workload": {**w.describe(), "args": cfg.workload_kwargs,
                    "goal": {"metric": metric, "threshold": w.goal.threshold}},
       "optimizer": spec.optimizer, "hparams": prepared.hparams,
       "scientific": dict(spec.scientific),
       "batch_size": cfg.batch_size, "train_steps": cfg.train_steps,
-      "eval_every": cfg.eval_every, "seed": spec.seed,
+      "eval_every": cfg.eval_every, "seed": spec.seed, "settings": dataclasses.asdict(cfg),
       "status": result.status, "status_reason": result.status_reason,
       "diverged_step": result.diverged_step,
       "curve": result.curve,

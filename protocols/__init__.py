@@ -8,7 +8,9 @@
 from __future__ import annotations
 
 from protocols.protocol import as_plain
+from protocols.protocol import changes
 from protocols.protocol import grid_size
+from protocols.protocol import identity_hash
 from protocols.protocol import make
 from protocols.protocol import OBJECTIVES
 from protocols.protocol import protocol_hash

@@ -106,6 +106,41 @@ def protocol_hash(protocol: Any) -> str:
   return _digest(protocol)[:12]
 
 
+# Budget fields a study may change and stay the same study: it keeps its finished
+# trials and adds (or stops short of) the new ones.
+EXTENDABLE = ("num_trials", "num_studies", "rerun_best_seeds")
+
+
+def identity(protocol: Any) -> dict[str, Any]:
+  """The protocol as plain data without its extendable budget fields."""
+  p = as_plain(protocol)
+  return {**p, "budget": {k: v for k, v in p["budget"].items() if k not in EXTENDABLE}}
+
+
+def identity_hash(protocol: Any) -> str:
+  """12 hex digits naming what a study's trials compute: protocol_hash of
+  identity(), so extending a study from 20 to 40 trials keeps its hash, its
+  trial seeds and its finished trials."""
+  return _digest(identity(protocol))[:12]
+
+
+def changes(old: Any, new: Any, limit: int = 3) -> list[str]:
+  """'path: old -> new' for the first `limit` leaves where two protocols differ."""
+  out: list[str] = []
+
+  def walk(a: Any, b: Any, path: str) -> None:
+    if len(out) >= limit:
+      return
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+      for k in sorted(set(a) | set(b)):
+        walk(a.get(k, "<absent>"), b.get(k, "<absent>"), f"{path}.{k}" if path else str(k))
+    elif a != b:
+      out.append(f"{path}: {a!r} -> {b!r}")
+
+  walk(as_plain(old), as_plain(new), "")
+  return out
+
+
 def sampling_hash(protocol: Any) -> str:
   """The hash of what determines the points: search_space and sampler only."""
   p = as_plain(protocol)

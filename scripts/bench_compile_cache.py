@@ -31,9 +31,9 @@ _CHILD = flags.DEFINE_bool("child", False, "Internal: run the trials here and pr
 def _child() -> None:
   from bench import trial
   for i in range(_TRIALS.value):
-    spec = trial.TrialSpec(workload=_WORKLOAD.value, optimizer="nesterov",
-                           hparams={"learning_rate": 0.01 * (i + 1)}, batch_size=64,
-                           train_steps=_STEPS.value, eval_every=_STEPS.value, eval_test=False)
+    spec = trial.spec(_WORKLOAD.value, "nesterov", {"learning_rate": 0.01 * (i + 1)},
+                      batch_size=64, train_steps=_STEPS.value, eval_every=_STEPS.value,
+                      eval_test=False)
     t0 = time.perf_counter()
     rec = trial.run(trial.prepare(spec), log=lambda s: None)
     print(json.dumps({"seconds": time.perf_counter() - t0, "status": rec["status"],

@@ -34,7 +34,7 @@ def main(argv):
   except store.StoreError as e:
     sys.exit(f"error: {e}")
   results = out / "results"
-  studies = study_lib.expand(config)
+  studies = study_lib.expand(config, batch_scaling)
   print(f"demo: batch scaling on {config.workload}, batch sizes {list(config.batch_sizes)}, "
         f"{config.num_trials} trials each, up to {config.train_steps} steps -> {results}", flush=True)
   t0 = time.perf_counter()

@@ -48,7 +48,7 @@ PERF=(python3 -m bench.perf "--out=$OUT/perf_gpu.json" --markdown= --repeats=3)
     python3 -m bench.train --workload=mnist_cnn --data_dir=$DATA --optimizer=nesterov \
       --config.hparams.learning_rate=0.05 --config.hparams.momentum=0.9 \
       --config.batch_size=128 --config.train_steps=$F --config.eval_every=$F \
-      --config.dtype=$dt --output_dir="/tmp/dtype_$dt" | tail -1
+      --config.dtype=$dt --output_dir="/tmp/dtype_$dt" | tail -2
     cp "/tmp/dtype_$dt/record.json" "$OUT/dtype_$dt.json"
   done
 } 2>&1 | tee "$OUT/gpu_bench.log"

@@ -5,7 +5,7 @@
 #   sbatch --array=0-15 scripts/slurm_array.sh CONFIG OUTPUT_DIR [bench.run flags...]
 #   e.g. sbatch --array=0-15 scripts/slurm_array.sh \
 #          protocols/experiments/batch_scaling.py:mnist_cnn,paper /shared/runs/bs \
-#          --config.data_dir=/shared/data
+#          --config.settings.data_dir=/shared/data
 #
 # Requeued or preempted tasks (--requeue) rerun the same command: finished trials
 # are skipped, the interrupted one resumes from its checkpoint. A trial is never

@@ -24,7 +24,7 @@ def curve(rec):
 
 
 def run(ckpt_dir, log=lambda s: None, every=0.0, workload="mnist1d_mlp"):
-  spec = trial.TrialSpec(**{**SPEC, "workload": workload}, checkpoint_every_sec=every)
+  spec = trial.spec(**{**SPEC, "workload": workload}, checkpoint_every_sec=every)
   return trial.run(trial.prepare(spec), log=log, checkpoint_dir=str(ckpt_dir))
 
 

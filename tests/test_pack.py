@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from bench import optimizers, packing, study as study_lib, trial
+from bench.settings import TrialSettings
 from conftest import ROOT
 from protocols import presets
 
@@ -29,9 +30,9 @@ QUIET = lambda s: None
 
 def specs(workload, optimizer, lr_factors=(0.3, 1.0, 3.0), **kw):
   lr = optimizers.REGISTRY[optimizer].defaults["learning_rate"]
-  return [trial.TrialSpec(
+  return [trial.spec(
       workload, optimizer, {"learning_rate": lr * f, "schedule": "cosine", "warmup_steps": 5},
-      batch_size=32, train_steps=60, eval_every=20, seed=i, max_steps_per_dispatch=20, **kw)
+      seed=i, batch_size=32, train_steps=60, eval_every=20, max_steps_per_dispatch=20, **kw)
           for i, f in enumerate(lr_factors)]
 
 
@@ -87,7 +88,7 @@ def _study(num_trials=8, train_steps=100):
   protocol = presets.shallue("nesterov", num_trials=num_trials, train_steps=train_steps,
                              eval_every=50)
   return study_lib.Study("test", "mnist1d_mlp", protocol, {"batch_size": 64}, 0,
-                         {"max_steps_per_dispatch": 25, "checkpoint_every_sec": 0.0})
+                         TrialSettings(max_steps_per_dispatch=25, checkpoint_every_sec=0.0))
 
 
 def _records(root):
@@ -157,8 +158,8 @@ def test_auto_packs_where_packing_pays(monkeypatch, tmp_path):
 
 def test_real_probe_measures_solo_and_packs(monkeypatch):
   """The probe itself on this CPU: rates for solo and at least K=2, positive."""
-  p = trial.prepare(trial.TrialSpec("mnist1d_mlp", "sgd", {"learning_rate": 0.1},
-                                    batch_size=32, train_steps=20, eval_every=20))
+  p = trial.prepare(trial.spec("mnist1d_mlp", "sgd", {"learning_rate": 0.1},
+                               batch_size=32, train_steps=20, eval_every=20))
   monkeypatch.setattr(packing, "candidates", lambda backend: [2])
   rates = packing.probe(p, steps=5)
   assert sorted(rates) == [1, 2] and all(v > 0 for v in rates.values())

@@ -26,7 +26,7 @@ NOT_APPLICABLE_AT_SMOKE = {"Trial vs study variance"}
 def results(tmp_path_factory):
   root = tmp_path_factory.mktemp("smoke_results")
   for recipe in (batch_scaling, optimizer_ranking):
-    for s in study_lib.expand(recipe.get_config("mnist1d_mlp,smoke")):
+    for s in study_lib.expand(recipe.get_config("mnist1d_mlp,smoke"), recipe):
       study_lib.StudyRunner(s, root, log=lambda m: None).run()
   return root
 

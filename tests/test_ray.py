@@ -63,5 +63,5 @@ def test_ray_study_survives_a_killed_worker(ray_cluster, tmp_path):
   stdout, stderr = p.communicate(timeout=600)
   assert killed is not None, "no Ray trial task was seen running"
   assert p.returncode == 0, stderr[-3000:]
-  check_exactly(out, 12)  # every trial once, none duplicated or corrupt
+  check_exactly(out, 12, reruns=0)  # every trial once, none duplicated or corrupt
   assert "ran" in stdout

@@ -11,7 +11,7 @@ from protocols.experiments import preset
 def smoke_study():
   c = preset.get_config("shallue,mnist1d_mlp,,smoke")
   c.num_trials, c.train_steps, c.eval_every = 3, 10, 10   # + 1 rerun of the best
-  return study_lib.expand(c)[0]
+  return study_lib.expand(c, preset)[0]
 
 
 def test_counts_during_and_after_a_study(tmp_path):

@@ -1,4 +1,5 @@
 """Studies: protocols run end to end, survive SIGKILL, and shard safely."""
+import dataclasses
 import json
 import os
 import random
@@ -31,9 +32,11 @@ def records(out):
   return found
 
 
-def check_exactly(out, n):
+def check_exactly(out, n, reruns=1):
+  """n records: search trials 0..n-reruns-1 once each, and `reruns` seed reruns."""
   recs = [json.load(open(p)) for p in records(out)]  # every record parses
-  assert sorted(r["trial_index"] for r in recs) == list(range(n))
+  assert sorted(r["trial_index"] for r in recs if not r["rerun"]) == list(range(n - reruns))
+  assert sum(1 for r in recs if r["rerun"]) == reruns
   res = analysis.load(str(out))
   assert len(res.trials) == n and not res.problems, res.problems
 
@@ -43,7 +46,8 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
   out = tmp_path / "study"
   args = [f"--config={SMOKE}", f"--output_dir={out}", "--config.num_trials=6",
           "--config.train_steps=20", "--config.eval_every=10", "--pack=2",
-          "--config.checkpoint_every_sec=0", "--config.max_steps_per_dispatch=5"]
+          "--config.settings.checkpoint_every_sec=0",
+          "--config.settings.max_steps_per_dispatch=5"]
   rng = random.Random(1234)
   for _ in range(3):
     p = bench_run(*args, start_new_session=True)
@@ -85,7 +89,7 @@ def test_every_preset_runs_end_to_end(tmp_path, name, optimizer):
   config = smoke_config(name, optimizer)
   if name == "algoperf_external":
     config.num_studies = 2
-  studies = study_lib.expand(config)
+  studies = study_lib.expand(config, preset)
   for s in studies:
     study_lib.StudyRunner(s, tmp_path, log=lambda m: None).run()
   res = analysis.load(str(tmp_path))
@@ -93,15 +97,15 @@ def test_every_preset_runs_end_to_end(tmp_path, name, optimizer):
                  for s in studies)
   assert len(res.trials) == expected and not res.problems
   if name == "deepobs_baseline":  # the best point reran with a new seed
-    reruns = res.trials[res.trials.trial_index >= 3]
+    reruns = res.trials[res.trials.rerun > 0]
     assert len(reruns) == 1 and reruns.seed.iloc[0] == 43
   if name == "algoperf_external":
     assert res.trials.study_id.nunique() == 2
 
 
 def test_trial_ids_and_seeds_are_deterministic():
-  a = study_lib.expand(smoke_config("shallue"))[0]
-  b = study_lib.expand(smoke_config("shallue"))[0]
+  a = study_lib.expand(smoke_config("shallue"), preset)[0]
+  b = study_lib.expand(smoke_config("shallue"), preset)[0]
   points = protocols.sample_points(a.protocol, a.study_seed, 2)
   sa, sb = study_lib.trial_specs(a, points), study_lib.trial_specs(b, points)
   assert [(s.trial_id, s.seed) for s in sa] == [(s.trial_id, s.seed) for s in sb]
@@ -116,7 +120,7 @@ def test_trial_ids_and_seeds_are_deterministic():
     (lambda p: p.search_space.momentum.update(condition={"schedule_kind": ["x"]}), "schedule_kind"),
 ])
 def test_malformed_protocol_fails_before_training(tmp_path, mutate, message):
-  s = study_lib.expand(smoke_config("shallue"))[0]
+  s = study_lib.expand(smoke_config("shallue"), preset)[0]
   mutate(s.protocol)
   with pytest.raises((protocols.ProtocolError, trial.ConfigError)) as e:
     study_lib.StudyRunner(s, tmp_path, log=lambda m: None).prepare()
@@ -132,14 +136,15 @@ def test_cli_malformed_config_is_one_line(tmp_path):
 
 
 def test_changed_protocol_in_same_directory_is_refused(tmp_path):
-  s = study_lib.expand(smoke_config("shallue"))[0]
+  s = study_lib.expand(smoke_config("shallue"), preset)[0]
   study_lib.StudyRunner(s, tmp_path, log=lambda m: None).prepare()
-  meta = tmp_path / s.study_id / "study.json"
-  data = json.loads(meta.read_text())
-  data["protocol_hash"] = "0" * 12
-  meta.write_text(json.dumps(data))
-  with pytest.raises(Exception, match="holds protocol"):
-    study_lib.StudyRunner(s, tmp_path, log=lambda m: None).prepare()
+  changed = s.protocol.copy_and_resolve_references()
+  changed.search_space.learning_rate.high = 1.0
+  t = dataclasses.replace(s, protocol=changed)
+  assert t.study_id == s.study_id
+  with pytest.raises(Exception, match=r"another protocol \(search_space.learning_rate.high: "
+                                      r"10.0 -> 1.0\)"):
+    study_lib.StudyRunner(t, tmp_path, log=lambda m: None).prepare()
 
 
 def test_dry_run_lists_points_and_writes_nothing(tmp_path):
@@ -159,7 +164,7 @@ def test_slurm_array_script_runs_its_shard(tmp_path):
                        env={**env, "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_ARRAY_TASK_ID": str(task)})
     assert p.returncode == 0, p.stderr[-2000:]
     assert "ran 2, already done 0" in p.stdout  # its own two of the four
-  check_exactly(tmp_path, 4)
+  check_exactly(tmp_path, 4, reruns=0)
   p = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
   assert p.returncode != 0 and "not a Slurm array task" in p.stderr
 

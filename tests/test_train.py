@@ -14,7 +14,7 @@ FAST = dict(workload="mnist1d_mlp", batch_size=64, train_steps=120, eval_every=4
 
 
 def run(**kw):
-  spec = trial.TrialSpec(**{**FAST, "optimizer": "nesterov",
+  spec = trial.spec(**{**FAST, "optimizer": "nesterov",
                             "hparams": {"learning_rate": 0.05}, **kw})
   return trial.run(trial.prepare(spec), log=lambda s: None)
 

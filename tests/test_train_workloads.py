@@ -14,6 +14,7 @@ import sys
 import pytest
 
 import workloads
+from bench import settings
 from conftest import ROOT, SHARED_DATA
 
 tfds = pytest.importorskip("tensorflow_datasets")
@@ -76,7 +77,7 @@ def test_bench_train_runs_workload(name, tmp_path):
   assert [r["step"] for r in rec["curve"]] == [3]  # one eval: full validation sets are slow on CPU
   metric = f"val/{rec['workload']['goal']['metric']}"
   assert all(math.isfinite(r[metric]) and math.isfinite(r["val/loss"]) for r in rec["curve"])
-  assert rec["workload"]["args"] == json.loads(json.dumps(workloads.parse_args(args)))
+  assert rec["workload"]["args"] == json.loads(json.dumps(settings.parse_workload_args(args)))
   assert "steps/s" in printed and f"wrote {out}" in printed
 
 

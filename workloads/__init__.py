@@ -6,7 +6,6 @@ named by import path instead: `--workload=my_module:MyWorkload` (or
 """
 from __future__ import annotations
 
-import ast
 import importlib
 import importlib.util
 import os
@@ -67,24 +66,6 @@ def workload_class(name: str) -> type[Workload]:
   raise UnknownWorkloadError(
       f"unknown workload {name!r}; registered: {', '.join(sorted(REGISTRY))} "
       "(or give 'module:Class')")
-
-
-def parse_args(text: str | None) -> dict:
-  """'image_size=64,stage_sizes=(1,1)' -> {'image_size': 64, 'stage_sizes': (1, 1)}.
-
-  Python literals as keyword arguments of the workload's constructor, so a
-  smaller or changed model variant is one flag, recorded with every trial.
-  """
-  if not text or not text.strip():
-    return {}
-  try:
-    call = ast.parse(f"f({text})", mode="eval").body
-    if call.args:
-      raise ValueError("arguments must be name=value")
-    return {k.arg: ast.literal_eval(k.value) for k in call.keywords}
-  except (SyntaxError, ValueError) as e:
-    raise UnknownWorkloadError(f"bad workload arguments {text!r}: expected "
-                               f"name=literal,... ({e})") from None
 
 
 def get(name: str, **kwargs) -> Workload:

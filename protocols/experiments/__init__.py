@@ -1,19 +1,23 @@
 """Experiment recipes: configs as code, each with named scales.
 
-A recipe module has `get_config(arg) -> ConfigDict` (flat: every field can be
-overridden with --config.x=y) and `studies(config) -> list[bench.study.Study]`.
-`python -m bench.run --config=protocols/experiments/<name>.py:<args>` loads the
-first and calls the second. Scales: smoke (seconds, tests), cpu (minutes on a
-laptop), paper (the published setting, for GPUs/TPUs).
+A recipe is any Python file (these ship; yours can live anywhere) with
+  get_config(arg) -> ConfigDict   flat fields, each overridable with --config.x=y,
+                                   and a `settings` section of trial settings
+                                   (bench/settings.py: --config.settings.dtype=...)
+  studies(config) -> list[dict]   the experiment's studies as plain data, each made
+                                   by `study(workload, protocol, scientific, ...)`
+`python -m bench.run --config=PATH.py:<args>` loads the file, calls both and runs the
+studies; a recipe imports nothing of bench's runner. Scales: smoke (seconds, tests),
+cpu (minutes on a laptop), paper (the published setting, for GPUs/TPUs).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import ml_collections
+from ml_collections import config_dict
 
-import workloads
-from bench import config as trial_config_lib
+from bench import settings as settings_lib
 
 SCALES = ("smoke", "cpu", "paper")
 
@@ -28,6 +32,8 @@ def parse_args(arg: str | None, defaults: tuple[str, ...]) -> list[str]:
 
 
 def base_config(experiment: str, workload: str, scale: str) -> ml_collections.ConfigDict:
+  """The fields every recipe has: its name, workload, scale, seeds, packing and
+  the trial settings (None: the default, bench/settings.py)."""
   if scale not in SCALES:
     raise ValueError(f"unknown scale {scale!r}; known: {', '.join(SCALES)}")
   c = ml_collections.ConfigDict()
@@ -36,21 +42,21 @@ def base_config(experiment: str, workload: str, scale: str) -> ml_collections.Co
   c.scale = scale
   c.study_seed = 0
   c.num_studies = 1
-  c.data_dir = ""
-  c.workload_args = ""   # e.g. 'image_size=64' (workloads.parse_args)
   c.pack = "auto"        # trials per compiled program: auto | off | K (bench.packing)
-  defaults = trial_config_lib.trial_config()  # one trial's defaults, as for bench.train
-  for k in TRIAL_SETTINGS:
-    c[k] = defaults[k]
+  c.settings = settings_lib.placeholders(exclude=settings_lib.STUDY_FIELDS)
   return c
 
 
-# Per-trial settings a recipe passes through to every trial (bench/config.py documents them).
-TRIAL_SETTINGS = ("dtype", "max_steps_per_dispatch", "divergence_factor", "eval_test",
-                  "checkpoint_every_sec")
+def optional(config: ml_collections.ConfigDict, name: str, kind: type, value: Any = None
+             ) -> None:
+  """config.<name> = value, or a typed placeholder (None: the default) that
+  --config.<name>=v still sets."""
+  config[name] = config_dict.placeholder(kind) if value is None else value
 
 
-def trial_defaults(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  return {"data_dir": config.data_dir or None,
-          "workload_args": workloads.parse_args(config.workload_args),
-          **{k: config[k] for k in TRIAL_SETTINGS}}
+def study(workload: str, protocol: Any, scientific: Mapping[str, Any] | None = None,
+          study_seed: int = 0, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+  """One study as plain data: a protocol at one setting of the scientific
+  hyperparameters (e.g. {'batch_size': 128}); `settings` override the recipe's."""
+  return {"workload": workload, "protocol": protocol, "scientific": dict(scientific or {}),
+          "study_seed": int(study_seed), "settings": dict(settings or {})}

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import ml_collections
 
-from bench.study import Study
 from protocols import presets
-from protocols.experiments import base_config, parse_args, trial_defaults
+from protocols.experiments import base_config, optional, parse_args, study
 
 _SCALES = {
     # (batch sizes, trials per batch size, max steps, eval every)
     "smoke": ((32, 128), 4, 1000, 50),
     "cpu": ((16, 32, 64, 128, 256, 512, 1024), 16, 1000, 25),
-    "paper": ((8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192), 100, 0, 0),
+    "paper": ((8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192), 100, None, None),
 }
 
 
@@ -29,18 +28,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optimizer = optimizer
   c.batch_sizes = batch_sizes
   c.num_trials = trials
-  c.train_steps = steps          # 0 = the workload's default budget
-  c.eval_every = every           # 0 = the workload's default cadence
+  optional(c, "train_steps", int, steps)   # None: the workload's default budget
+  optional(c, "eval_every", int, every)    # None: the workload's default cadence
   return c
 
 
-def studies(config: ml_collections.ConfigDict) -> list[Study]:
+def studies(config: ml_collections.ConfigDict) -> list[dict]:
   out = []
   for i in range(config.num_studies):
     for bs in config.batch_sizes:
       protocol = presets.shallue(config.optimizer, num_trials=config.num_trials,
-                                 train_steps=config.train_steps or None,
-                                 eval_every=config.eval_every or None)
-      out.append(Study("batch_scaling", config.workload, protocol, {"batch_size": int(bs)},
-                       config.study_seed + i, trial_defaults(config)))
+                                 train_steps=config.train_steps, eval_every=config.eval_every)
+      out.append(study(config.workload, protocol, {"batch_size": int(bs)},
+                       config.study_seed + i))
   return out

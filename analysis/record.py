@@ -1,16 +1,22 @@
 """The trial record: what one training run leaves behind (schema version 1).
 
-Stored as `<output_dir>/<study_id>/<trial_id>/record.json`, written once,
-atomically, when the trial ends. Keys:
+The one definition of the format, with no dependency beyond the standard
+library: bench.trial writes it, bench.status and analysis.load read it, and
+`problem(rec)` is what all of them mean by a valid record. Stored as
+`<output_dir>/<study_id>/<trial_id>/record.json`, written once, atomically,
+when the trial ends. Keys:
 
   schema_version  1
-  trial_id, study_id, experiment, protocol_name, protocol_hash, trial_index
+  trial_id, study_id, experiment, protocol_name, trial_index
+  protocol_hash   the hash of the study's protocol without its extendable budget
+                  (protocols.identity_hash): every trial of an extended study shares it
   workload        {"name", "goal": {"metric", "threshold"}, "dtype", "num_train_examples",
                    "args" (constructor arguments, --workload_args), data source facts}
   optimizer       name in bench.optimizers.REGISTRY
   hparams         resolved optimizer + schedule hyperparameters (defaults filled in)
   scientific      the study's scientific settings, e.g. {"batch_size": 128}
   batch_size, train_steps, eval_every, seed
+  settings        every trial setting, resolved (bench/settings.py)
   status          "ok" | "diverged" | "failed";  status_reason: one line ("" when ok)
   diverged_step   first chunk end at which divergence was seen (null unless diverged)
   curve           list of {"step", "wall_time", "train/<m>", "val/<m>", "test/<m>"}
@@ -30,8 +36,28 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Sequence
 
+RECORD = "record.json"
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "diverged", "failed")
+REQUIRED = ("trial_id", "study_id", "status", "curve", "workload", "optimizer")
+
+
+def problem(rec: Any) -> str | None:
+  """Why `rec` (parsed JSON) is not a valid record of this schema, or None."""
+  if not isinstance(rec, dict):
+    return "not a trial record (not a JSON object)"
+  version = rec.get("schema_version")
+  if version != SCHEMA_VERSION:
+    return f"schema_version {version!r}, expected {SCHEMA_VERSION}"
+  missing = [k for k in REQUIRED if k not in rec]
+  if missing:
+    return f"not a trial record (missing {', '.join(missing)})"
+  if rec["status"] not in STATUSES:
+    return f"unknown status {rec['status']!r}"
+  if not isinstance(rec["curve"], list) or not all(
+      isinstance(r, dict) and "step" in r for r in rec["curve"]):
+    return "malformed curve (expected a list of rows with 'step')"
+  return None
 
 
 def best_row(curve: Sequence[Mapping[str, Any]], metric: str) -> dict[str, Any] | None:
