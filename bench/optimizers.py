@@ -154,10 +154,44 @@ REGISTRY: dict[str, OptimizerSpec] = {s.name: s for s in [
 ]}
 
 
+def register(name: str, make: Callable[[optax.Schedule, Mapping[str, Any]],
+                                        optax.GradientTransformation],
+             defaults: Mapping[str, float], doc: str, **options: Any) -> OptimizerSpec:
+  """Add an update rule by name: `make(learning_rate_schedule, hparams)` builds
+  it from its hyperparameters (every name in `defaults`, which must include
+  learning_rate, plus the schedule's), as the entries above do. Call it from a
+  file of your own that your recipe imports (or that bench.train loads with
+  --optimizer=FILE.py:NAME); it then works in protocols, studies and packs."""
+  if not name or not isinstance(name, str) or ":" in name:
+    raise OptimizerError(f"optimizer name must be a non-empty string without ':', got {name!r}")
+  if "learning_rate" not in defaults:
+    raise OptimizerError(f"optimizer {name!r}: defaults must include learning_rate")
+  REGISTRY[name] = OptimizerSpec(name, make, dict(defaults), doc, **options)
+  return REGISTRY[name]
+
+
 def spec(name: str) -> OptimizerSpec:
   if name not in REGISTRY:
     raise OptimizerError(f"unknown optimizer {name!r}; known: {', '.join(REGISTRY)}")
   return REGISTRY[name]
+
+
+def load(name: str) -> str:
+  """'path/to/file.py:NAME' -> NAME after running the file (which registers it);
+  a plain name is returned as it is."""
+  path, sep, short = name.rpartition(":")
+  if not sep or not path.endswith(".py"):
+    return name
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  if not os.path.isfile(path):
+    raise OptimizerError(f"optimizer file not found: {path}")
+  mod_spec = importlib.util.spec_from_file_location(
+      "user_optimizer_" + os.path.splitext(os.path.basename(path))[0], path)
+  module = importlib.util.module_from_spec(mod_spec)
+  mod_spec.loader.exec_module(module)
+  spec(short)  # registered by the file, or one clear line
+  return short
 
 
 def resolve_hparams(name: str, hparams: Mapping[str, Any]) -> dict[str, Any]:

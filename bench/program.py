@@ -28,7 +28,7 @@ import optax
 
 from bench import data as data_lib
 from bench import parallel
-from workloads.base import Workload, pad_batch
+from workloads.base import Workload, pad_batch, weighted_sums
 
 SPLIT_PREFIX = {"train": "train", "validation": "val", "test": "test"}
 
@@ -108,21 +108,24 @@ class Program:
         return one_step(state, keys[1], start + i, batch)
       return jax.lax.scan(body, carry, (jnp.arange(length), batches))
 
+    def batch_sums(p, model_state, batch):
+      return weighted_sums(w.eval_metrics(p, model_state, batch), batch.get("mask"))
+
     def evaluate(carry, splits):
       params, model_state, opt_state, _ = carry
       p = eval_params(params, opt_state)
       out = {}
       for name, batches in splits.items():
         def body(acc, batch):
-          return jax.tree.map(jnp.add, acc, w.eval_sums(p, model_state, batch)), None
+          return jax.tree.map(jnp.add, acc, batch_sums(p, model_state, batch)), None
         first = jax.tree.map(lambda x: x[0], batches)
-        zero = jax.tree.map(jnp.zeros_like, jax.eval_shape(w.eval_sums, p, model_state, first))
+        zero = jax.tree.map(jnp.zeros_like, jax.eval_shape(batch_sums, p, model_state, first))
         out[name] = jax.lax.scan(body, zero, batches)[0]
       return out
 
     def eval_batch(carry, batch):  # streamed splits: one host batch at a time
       params, model_state, opt_state, _ = carry
-      return w.eval_sums(eval_params(params, opt_state), model_state, batch)
+      return batch_sums(eval_params(params, opt_state), model_state, batch)
 
     def solo_in_memory(carry, keys, data, start, active, length):
       del active  # a solo trial stops at divergence instead
@@ -212,13 +215,14 @@ def _keep_ended(new: Any, old: Any, active: jax.Array) -> Any:
   return jax.tree.map(pick, new, old)
 
 
-def metrics(sums: Mapping[str, Mapping[str, np.ndarray]], lane: int | None) -> dict[str, float]:
+def metrics(sums: Mapping[str, Mapping[str, Any]], lane: int | None) -> dict[str, float]:
   """Curve-row metrics {'val/error': ...} of one lane from fetched sums."""
+  pick = (lambda v: float(np.asarray(v))) if lane is None else (
+      lambda v: float(np.asarray(v)[lane]))
   out = {}
   for split, s in sums.items():
-    s = {k: np.asarray(v) if lane is None else np.asarray(v)[lane] for k, v in s.items()}
-    count = max(float(s.pop("count")), 1.0)
-    out.update({f"{SPLIT_PREFIX[split]}/{k}": float(v) / count for k, v in s.items()})
+    for k, total in s["sums"].items():
+      out[f"{SPLIT_PREFIX[split]}/{k}"] = pick(total) / max(pick(s["counts"][k]), 1.0)
   return out
 
 

@@ -15,6 +15,7 @@ with k local processes.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -154,5 +155,37 @@ def _local_devices() -> tuple[int, str]:
     return 1, "cpu"
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with the recipe's folder importable (so a recipe can
+  import the workload or optimizer files beside it) and every error of the
+  flags or of loading the recipe file as one line instead of a traceback."""
+  for arg in argv[1:]:
+    if arg.startswith("--config="):
+      path = re.sub(r"(\.py):.*$", r"\1", arg.split("=", 1)[1])
+      if not os.path.isfile(path):
+        sys.exit(f"error: --config: no recipe file {path}")
+      folder = os.path.dirname(os.path.abspath(path))
+      if folder not in sys.path:
+        sys.path.insert(0, folder)
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    sys.exit(f"error: {_last_line(e)}")
+  except (AttributeError, KeyError) as e:  # --config.<field> the recipe's config lacks
+    field = str(e).strip("\"'")
+    sys.exit(f"error: --config.{field}: the recipe's config has no field {field!r}")
+  except Exception as e:  # noqa: BLE001 - the recipe file raised while loading
+    sys.exit(f"error: --config: {_last_line(e)}")
+
+
+def _last_line(e: BaseException) -> str:
+  """The line that says what went wrong: config_flags wraps the recipe's own
+  exception, traceback and all, in its message; its last line is the cause."""
+  lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+  if len(lines) > 1 and "Traceback" in str(e):
+    return f"{lines[0].split(':')[0]}: {lines[-1]}"
+  return lines[0] if lines else type(e).__name__
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import sys
 import time
 from typing import Any, Callable, Mapping, Sequence
 
@@ -132,6 +133,10 @@ def load_recipe(path: str) -> Any:
   if spec is None or spec.loader is None:
     raise trial.ConfigError(f"cannot load recipe file {path}")
   module = importlib.util.module_from_spec(spec)
+  # As for a script: modules beside the recipe (your workloads, optimizers) import.
+  folder = os.path.dirname(os.path.abspath(path))
+  if folder not in sys.path:
+    sys.path.insert(0, folder)
   spec.loader.exec_module(module)
   if not callable(getattr(module, "studies", None)):
     raise trial.ConfigError(f"recipe {path} defines no studies(config) function")

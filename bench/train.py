@@ -21,13 +21,14 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from bench import config as config_lib
-from bench import parallel, store, trial
+from bench import optimizers, parallel, store, trial
 from bench.settings import SettingsError
 import workloads
 
 _WORKLOAD = flags.DEFINE_string("workload", "mnist1d_mlp",
                                 "Registered workload name or 'module:Class'.")
-_OPTIMIZER = flags.DEFINE_string("optimizer", "nesterov", "Optimizer name (bench.optimizers).")
+_OPTIMIZER = flags.DEFINE_string("optimizer", "nesterov", "Optimizer name (bench.optimizers), "
+                                 "or 'FILE.py:NAME' for one that FILE.py registers.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Directory for record.json (must not hold one).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Offline data arrays / text (see workloads).")
 _WORKLOAD_ARGS = flags.DEFINE_string(
@@ -42,6 +43,19 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None,
 _PROCESS_ID = flags.DEFINE_integer("process_id", None,
                                    "This process's index, 0..num_processes-1 "
                                    "(with --coordinator_address).")
+def _load_optimizer_file(argv: list[str]) -> None:
+  """Run an --optimizer=FILE.py:NAME file before the flags are defined: it
+  registers NAME, and config_flags makes --config.hparams.* overrides from the
+  registry when --config is defined."""
+  for arg in argv[1:]:
+    if arg.startswith("--optimizer=") and ".py:" in arg:
+      try:
+        optimizers.load(arg.split("=", 1)[1])
+      except optimizers.OptimizerError as e:
+        sys.exit(f"error: {e}")
+
+
+_load_optimizer_file(sys.argv)
 _CONFIG = config_flags.DEFINE_config_dict("config", config_lib.trial_config(),
                                           "Trial settings; override with --config.x=y.")
 
@@ -60,7 +74,11 @@ def main(argv):
                                          workload_args=_WORKLOAD_ARGS.value or None)
   except SettingsError as e:
     sys.exit(f"error: {e}")
-  spec = trial.TrialSpec(workload=_WORKLOAD.value, optimizer=_OPTIMIZER.value,
+  try:
+    optimizer = optimizers.load(_OPTIMIZER.value)
+  except optimizers.OptimizerError as e:
+    sys.exit(f"error: {e}")
+  spec = trial.TrialSpec(workload=_WORKLOAD.value, optimizer=optimizer,
                          hparams=config_lib.set_hparams(c), seed=c.seed, settings=settings)
   try:
     prepared = trial.prepare(spec)
@@ -113,5 +131,16 @@ def _start_processes() -> None:
   parallel.initialize(address, n, i)
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with its errors as one line."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    sys.exit(f"error: {str(e).splitlines()[0]}")
+  except (AttributeError, KeyError) as e:  # --config.<field> that does not exist
+    field = str(e).strip("\"'")
+    sys.exit(f"error: --config: no setting or hyperparameter {field!r}")
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -29,6 +29,7 @@ import ml_collections
 from ml_collections import config_dict
 import numpy as np
 
+from bench import optimizers, schedules
 from protocols import samplers
 from protocols import search_space as ss
 from protocols.search_space import ProtocolError
@@ -287,17 +288,14 @@ def _check_sampler(p: Mapping[str, Any]) -> None:
                           f"{p['budget']['num_trials']}; set num_trials={size}")
 
 
-# --- Optimizer-aware checks (bench is imported lazily: analysis reads protocols without
-# --- importing jax). ------------------------------------------------------------------------
+# --- Optimizer-aware checks, against bench's optimizer registry (a leaf module). ---------
 
 def _check_optimizer_names(space: Mapping[str, Any]) -> None:
-  from bench import optimizers  # pylint: disable=g-import-not-at-top
   _optimizer_values(space, optimizers.REGISTRY)
 
 
 def _check_hyperparameters(space: Mapping[str, Any]) -> None:
   """Every hyperparameter a point can hold is taken by the optimizer it goes with."""
-  from bench import optimizers, schedules  # pylint: disable=g-import-not-at-top
   registry = optimizers.REGISTRY
   takes = {o: set(s.defaults) | set(schedules.SCHEDULE_HPARAMS) for o, s in registry.items()}
   opts = _optimizer_values(space, registry)

@@ -20,6 +20,7 @@ tfds = pytest.importorskip("tensorflow_datasets")
 
 from workloads import DataError  # noqa: E402
 from workloads import get as get_workload  # noqa: E402
+from workloads.base import weighted_sums  # noqa: E402
 from workloads.cifar10 import Cifar10ResNet8, Cifar10ResNet32  # noqa: E402
 from workloads.imagenet import ImagenetResNet50, center_crop, random_resized_crop  # noqa: E402
 from workloads.lm1b import Lm1bTransformer, ShakespeareLm  # noqa: E402
@@ -40,7 +41,7 @@ def mock(num_examples: int):
                                 policy=tfds.testing.MockPolicy.USE_CODE)
 
 
-# ----- models: init + loss + grad + eval_sums -----
+# ----- models: init + loss + grad + eval_metrics -----
 
 def _images(n, size, channels, seed=0):
   return np.random.default_rng(seed).integers(0, 256, (n, size, size, channels), dtype=np.uint8)
@@ -94,7 +95,8 @@ def test_model_loss_grad_eval(name):
   def step(params, state, batch):
     (loss, new_state), grads = jax.value_and_grad(w.loss, has_aux=True)(
         params, state, batch, jax.random.key(1), True)
-    return loss, new_state, grads, w.eval_sums(params, state, batch)
+    return loss, new_state, grads, weighted_sums(w.eval_metrics(params, state, batch),
+                                                 batch.get("mask"))
 
   run = fast_jit(step, params, state, batch)
   loss, new_state, grads, sums = run(params, state, batch)
@@ -102,19 +104,20 @@ def test_model_loss_grad_eval(name):
   assert jax.tree.structure(grads) == jax.tree.structure(params)
   assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
   assert float(sum(jnp.sum(jnp.abs(g)) for g in jax.tree.leaves(grads))) > 0
-  assert set(sums) >= {"loss", "count"} and np.isfinite(float(sums["loss"]))
-  assert float(sums["count"]) == float(np.sum(batch["mask"]))
-  if "error" in sums:
-    assert 0 <= float(sums["error"]) <= float(sums["count"])
+  totals, counts = sums["sums"], sums["counts"]
+  assert "loss" in totals and np.isfinite(float(totals["loss"]))
+  assert float(counts["loss"]) == float(np.sum(batch["mask"]))
+  if "error" in totals:
+    assert 0 <= float(totals["error"]) <= float(counts["error"])
   if state:  # batch norm: train=True returns updated running statistics
     assert jax.tree.structure(new_state) == jax.tree.structure(state)
     changed = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(state),
                                                     jax.tree.leaves(new_state))]
     assert any(changed)
-  # padded rows / tokens contribute nothing to eval sums
+  # padded rows / tokens contribute nothing to the runner's eval sums
   other_sums = run(params, state, other)[3]
-  for k in sums:
-    np.testing.assert_allclose(float(sums[k]), float(other_sums[k]), rtol=1e-6)
+  for a, b in zip(jax.tree.leaves(sums), jax.tree.leaves(other_sums)):
+    np.testing.assert_allclose(float(a), float(b), rtol=1e-6)
 
 
 def test_resnet32_traces():
@@ -131,7 +134,8 @@ def test_resnet32_traces():
       params, state)
   assert jax.tree.structure(grads) == jax.tree.structure(params) and loss.shape == ()
   assert jax.tree.structure(new_state) == jax.tree.structure(state)
-  assert set(jax.eval_shape(w.eval_sums, params, state, batch)) == {"loss", "error", "count"}
+  metrics = jax.eval_shape(w.eval_metrics, params, state, batch)
+  assert set(metrics) == {"loss", "error"} and metrics["loss"].shape == batch["targets"].shape
 
 
 def test_registry_names_and_defaults():
@@ -156,8 +160,8 @@ def test_bfloat16_compute_keeps_fp32_params():
   params, state = fast_jit(w.init, key)(key)
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(params))
   batch = _image_batches(32, 3)[0]
-  sums = fast_jit(w.eval_sums, params, state, batch)(params, state, batch)
-  assert np.isfinite(float(sums["loss"])) and sums["loss"].dtype == jnp.float32
+  metrics = fast_jit(w.eval_metrics, params, state, batch)(params, state, batch)
+  assert np.all(np.isfinite(metrics["loss"])) and metrics["loss"].dtype == jnp.float32
 
 
 # ----- augmentation -----

@@ -45,7 +45,7 @@ class Goal:
 class Workload(abc.ABC):
   """Data set + model + loss + metrics + goal + default budget.
 
-  Subclasses set the class attributes and implement init/loss/eval_sums and
+  Subclasses set the class attributes and implement init/loss/eval_metrics and
   either `arrays` (in-memory data, put on the accelerator by the runner) or
   `stream` (large data sets read batch by batch).
   """
@@ -85,12 +85,15 @@ class Workload(abc.ABC):
     """Mean training loss over the batch (weighted by batch['mask'] if given)."""
 
   @abc.abstractmethod
-  def eval_sums(self, params: Params, model_state: ModelState,
-                batch: Batch) -> dict[str, jax.Array]:
-    """Per-batch sums of each metric plus 'count' (sum of weights).
+  def eval_metrics(self, params: Params, model_state: ModelState,
+                   batch: Batch) -> dict[str, jax.Array]:
+    """Each metric's value per example, shape [B] (or per token, [B, L]), plus
+    optionally 'weight' of the same shape (e.g. 0 for padding tokens that the
+    data itself marks); lower is better.
 
-    The runner adds these over an eval split and divides by 'count', so padded
-    examples (mask 0) must contribute nothing.
+    Return values, not sums: the runner averages each metric over a split,
+    weighting by 'weight' and by the batch's 'mask' (0 for the examples it pads
+    a split with), so padding can never count. See softmax_xent_metrics.
     """
 
   def augment(self, batch: Batch, rng: jax.Array) -> Batch:
@@ -137,20 +140,40 @@ class Workload(abc.ABC):
 
 # ----- helpers shared by workloads -----
 
-def softmax_xent_sums(logits: jax.Array, labels: jax.Array,
-                      mask: jax.Array | None) -> dict[str, jax.Array]:
-  """Summed cross-entropy and classification error for integer labels."""
+def softmax_xent_metrics(logits: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
+  """Cross-entropy and classification error (0 / 1) per example (or token) for
+  integer labels: what eval_metrics returns for a classifier."""
   logits = logits.astype(jnp.float32)
   logp = jax.nn.log_softmax(logits)
   xent = -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
   wrong = (jnp.argmax(logits, -1) != labels).astype(jnp.float32)
-  w = jnp.ones_like(xent) if mask is None else mask.astype(jnp.float32)
-  return {"loss": jnp.sum(xent * w), "error": jnp.sum(wrong * w), "count": jnp.sum(w)}
+  return {"loss": xent, "error": wrong}
 
 
 def mean_xent(logits: jax.Array, labels: jax.Array, mask: jax.Array | None = None) -> jax.Array:
-  s = softmax_xent_sums(logits, labels, mask)
-  return s["loss"] / jnp.maximum(s["count"], 1.0)
+  """Mean cross-entropy over the examples (tokens) that `mask` keeps."""
+  xent = softmax_xent_metrics(logits, labels)["loss"]
+  w = jnp.ones_like(xent) if mask is None else mask.astype(jnp.float32)
+  return jnp.sum(xent * w) / jnp.maximum(jnp.sum(w), 1.0)
+
+
+def weighted_sums(metrics: Mapping[str, jax.Array], mask: jax.Array | None
+                  ) -> dict[str, dict[str, jax.Array]]:
+  """{'sums': {metric: sum}, 'counts': {metric: total weight}} of eval_metrics'
+  values, weighted by their 'weight' and the batch mask (broadcast over
+  trailing axes). Weight-0 entries add exactly nothing, not even a NaN."""
+  metrics = dict(metrics)
+  weight = metrics.pop("weight", None)
+  sums, counts = {}, {}
+  for name, v in metrics.items():
+    v = v.astype(jnp.float32)
+    w = jnp.ones_like(v) if weight is None else jnp.broadcast_to(weight, v.shape)
+    if mask is not None:
+      m = mask.astype(jnp.float32)
+      w = w * m.reshape(m.shape + (1,) * (v.ndim - m.ndim))
+    sums[name] = jnp.sum(jnp.where(w > 0, v, 0.0) * w)
+    counts[name] = jnp.sum(w)
+  return {"sums": sums, "counts": counts}
 
 
 def pad_batch(batch: dict[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from workloads import tfds_source
-from workloads.base import DataError, Goal, Workload, mean_xent, softmax_xent_sums
+from workloads.base import DataError, Goal, Workload, mean_xent, softmax_xent_metrics
 from workloads.models import conv as conv_lib
 from workloads.models.resnet import CifarResNet
 
@@ -62,9 +62,9 @@ class ImageClassifier(Workload):
       new_state = model_state
     return mean_xent(logits, batch["targets"], batch.get("mask")), new_state
 
-  def eval_sums(self, params, model_state, batch):
+  def eval_metrics(self, params, model_state, batch):
     logits = self.model.apply({"params": params, **model_state}, batch["inputs"], train=False)
-    return softmax_xent_sums(logits, batch["targets"], batch.get("mask"))
+    return softmax_xent_metrics(logits, batch["targets"])
 
 
 def pad_crop_flip(images: jax.Array, rng: jax.Array, pad: int = 4) -> jax.Array:

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from jax import lax
 import numpy as np
 
-from workloads.base import Goal, Workload, carve_validation, mean_xent, softmax_xent_sums
+from workloads.base import Goal, Workload, carve_validation, mean_xent, softmax_xent_metrics
 from workloads.models import conv as conv_lib
 from workloads.models.transformer import TransformerLM
 
@@ -97,16 +97,15 @@ class _Cnn1d(nn.Module):
 
 
 class _ClassifierMixin:
-  """loss / eval_sums for a flax classifier without model state."""
+  """loss / eval_metrics for a flax classifier without model state."""
   model: nn.Module
 
   def loss(self, params, model_state, batch, rng, train):
     logits = self.model.apply(params, batch["inputs"])
     return mean_xent(logits, batch["targets"], batch.get("mask")), model_state
 
-  def eval_sums(self, params, model_state, batch):
-    logits = self.model.apply(params, batch["inputs"])
-    return softmax_xent_sums(logits, batch["targets"], batch.get("mask"))
+  def eval_metrics(self, params, model_state, batch):
+    return softmax_xent_metrics(self.model.apply(params, batch["inputs"]), batch["targets"])
 
 
 class Mnist1dMlp(_ClassifierMixin, Workload):
@@ -210,13 +209,9 @@ class ByteLmWorkload(Workload):
     logits = self.model.apply(params, batch["inputs"])
     return mean_xent(logits, batch["targets"]), model_state
 
-  def eval_sums(self, params, model_state, batch):
+  def eval_metrics(self, params, model_state, batch):
     logits = self.model.apply(params, batch["inputs"])
-    mask = batch.get("mask")
-    if mask is not None:
-      mask = jnp.broadcast_to(mask[:, None], batch["targets"].shape)
-    sums = softmax_xent_sums(logits, batch["targets"], mask)
-    return {"loss": sums["loss"], "count": sums["count"]}
+    return {"loss": softmax_xent_metrics(logits, batch["targets"])["loss"]}  # per byte
 
 
 class StdlibLm(ByteLmWorkload):

@@ -63,7 +63,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from workloads import tfds_source
-from workloads.base import DataError, Goal, Workload, mean_xent, pad_batch, softmax_xent_sums
+from workloads.base import DataError, Goal, Workload, mean_xent, pad_batch, softmax_xent_metrics
 from workloads.embedded import contiguous_splits
 from workloads.models.transformer import TransformerLM
 
@@ -142,10 +142,11 @@ def pack(rows_x: list[np.ndarray], rows_y: list[np.ndarray], buf: np.ndarray,
 # ----- shared LM plumbing -----
 
 class _LmMixin:
-  """init / loss / eval_sums of a TransformerLM over token batches.
+  """init / loss / eval_metrics of a TransformerLM over token batches.
 
   batch: 'inputs', 'targets' [B, L] ints; 'mask' optional, [B] (whole
-  sequences) or [B, L] (tokens). eval_sums counts tokens.
+  sequences) or [B, L] (tokens). Metrics are per token (the runner applies
+  the mask).
   """
   model: TransformerLM
   seq_len: int
@@ -164,10 +165,9 @@ class _LmMixin:
     logits = self.model.apply({"params": params}, batch["inputs"])
     return mean_xent(logits, batch["targets"], self._mask(batch)), model_state
 
-  def eval_sums(self, params, model_state, batch):
+  def eval_metrics(self, params, model_state, batch):
     logits = self.model.apply({"params": params}, batch["inputs"])
-    sums = softmax_xent_sums(logits, batch["targets"], self._mask(batch))
-    return {"loss": sums["loss"], "count": sums["count"]}
+    return {"loss": softmax_xent_metrics(logits, batch["targets"])["loss"]}
 
 
 # ----- LM1B -----

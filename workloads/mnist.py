@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from workloads import tfds_source
-from workloads.base import DataError, Goal, Workload, mean_xent, softmax_xent_sums
+from workloads.base import DataError, Goal, Workload, mean_xent, softmax_xent_metrics
 from workloads.models import conv as conv_lib
 from workloads.models.cnn import SimpleCNN
 
@@ -101,9 +101,9 @@ class MnistCnn(Workload):
     logits = self.model.apply({"params": params}, batch["inputs"])
     return mean_xent(logits, batch["targets"], batch.get("mask")), model_state
 
-  def eval_sums(self, params, model_state, batch):
+  def eval_metrics(self, params, model_state, batch):
     logits = self.model.apply({"params": params}, batch["inputs"])
-    return softmax_xent_sums(logits, batch["targets"], batch.get("mask"))
+    return softmax_xent_metrics(logits, batch["targets"])
 
   # ----- data -----
   @property

@@ -1,0 +1,82 @@
+"""One test per layering rule of DESIGN.md: nothing imports from above it.
+
+Each rule imports a layer in a fresh interpreter and lists what it pulled in,
+so an import hidden in a function body that runs at import time, or an
+importlib call, counts too.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+TRAINING_STACK = ("jax", "jaxlib", "flax", "optax", "orbax", "tensorflow")
+
+
+def imported_after(code: str) -> set[str]:
+  """Modules (top package, or 'bench.x' for the project's) loaded by `code`."""
+  probe = (f"import sys\n{code}\n"
+           "print('\\n'.join(sorted(set(m if m.split('.')[0] in ('bench', 'workloads', "
+           "'protocols', 'analysis') else m.split('.')[0] for m in sys.modules))))")
+  out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                       cwd=ROOT)
+  return set(out.stdout.split())
+
+
+def test_workloads_never_import_bench_protocols_or_analysis():
+  mods = imported_after("import workloads, workloads.embedded, workloads.mnist, "
+                        "workloads.cifar10, workloads.imagenet, workloads.lm1b, "
+                        "workloads.synthetic")
+  assert not {m for m in mods if m.split(".")[0] in ("bench", "protocols", "analysis")}
+
+
+def test_optimizers_schedules_and_settings_are_a_leaf():
+  """bench.optimizers / schedules / settings import nothing else of the project
+  (so protocols may validate against them)."""
+  mods = imported_after("import bench.optimizers, bench.schedules, bench.settings")
+  project = {m for m in mods if m.split(".")[0] in ("bench", "workloads", "protocols",
+                                                     "analysis")}
+  assert project == {"bench", "bench.optimizers", "bench.schedules", "bench.settings"}
+
+
+def test_settings_import_no_training_stack():
+  assert not imported_after("import bench.settings") & set(TRAINING_STACK)
+
+
+@pytest.mark.parametrize("layer", ["protocols", "protocols.presets", "protocols.experiments",
+                                   "protocols.experiments.batch_scaling",
+                                   "protocols.experiments.optimizer_ranking",
+                                   "protocols.experiments.preset"])
+def test_protocols_and_recipes_import_nothing_of_benchs_runner(layer):
+  mods = imported_after(f"import {layer}")
+  bench = {m for m in mods if m.split(".")[0] == "bench"}
+  assert bench <= {"bench", "bench.optimizers", "bench.schedules", "bench.settings"}, bench
+  assert not {m for m in mods if m.split(".")[0] in ("workloads", "analysis")}
+
+
+@pytest.mark.parametrize("layer", ["analysis", "analysis.importers", "analysis.algoperf",
+                                   "analysis.algoperf_store", "analysis.budget_rankings",
+                                   "analysis.clock_rankings", "analysis.algoperf_rankings",
+                                   "analysis.report", "bench.status"])
+def test_analysis_and_status_import_no_jax_and_no_training_code(layer):
+  mods = imported_after(f"import {layer}")
+  assert not mods & set(TRAINING_STACK), mods & set(TRAINING_STACK)
+  assert not {m for m in mods if m.split(".")[0] == "workloads"}
+  if layer.startswith("analysis"):
+    assert not {m for m in mods if m.split(".")[0] == "bench"}
+
+
+def test_the_record_module_needs_only_the_standard_library():
+  """analysis.record is what bench writes and analysis and status read."""
+  mods = imported_after("import analysis.record")
+  assert not mods & {"numpy", "pandas", "scipy", "matplotlib", *TRAINING_STACK}
+
+
+def test_running_a_recipe_imports_no_recipe_by_name():
+  """bench.study runs the recipe file it is given; it imports none of the
+  shipped ones (the old importlib cycle bench.study -> protocols.experiments.*)."""
+  mods = imported_after("import bench.study, bench.run")
+  assert not {m for m in mods if m.startswith("protocols.experiments")}
