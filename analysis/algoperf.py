@@ -24,7 +24,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from analysis import algoperf_logs, algoperf_score, algoperf_store, algoperf_versions
+from analysis import algoperf_logs, algoperf_score, algoperf_store, algoperf_versions, cli
 from analysis.algoperf_score import Leaderboard
 from analysis.algoperf_versions import RULESETS, Version
 
@@ -69,7 +69,7 @@ def resolve_logs(logs: str, ruleset: str) -> str:
 def score_logs(logs: str, version: str = "0.5", ruleset: str = "external_tuning",
                by: str = "time") -> Scored:
   """Read AlgoPerf logs under `logs` and score them; ScoreError on bad input."""
-  v = _version(version)
+  v = get_version(version)
   _check(ruleset, by)
   if not os.path.isdir(logs):
     raise ScoreError(f"--logs={logs}: not a directory")
@@ -115,11 +115,12 @@ def _no_warnings(record: logging.LogRecord) -> bool:
   return record.levelno != logging.WARNING
 
 
-def _version(name: str) -> Version:
+def get_version(name: str, flag: str = "--version") -> Version:
+  """The AlgoPerf version's scoring facts (ScoreError naming `flag` if unknown)."""
   try:
     return algoperf_versions.get(name)
   except KeyError:
-    raise ScoreError(f"--version={name}: unknown AlgoPerf version (known: "
+    raise ScoreError(f"{flag}={name}: unknown AlgoPerf version (known: "
                      f"{', '.join(algoperf_versions.VERSIONS)})") from None
 
 
@@ -359,17 +360,7 @@ def main(argv: Sequence[str]) -> int:
   return 0
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
-  """absl's parser, with a bad flag reported as one line."""
-  from absl import flags
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
-
-
 if __name__ == "__main__":
   from absl import app
   _define_flags()
-  app.run(main, flags_parser=_parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)

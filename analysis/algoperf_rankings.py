@@ -20,20 +20,11 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from analysis import algoperf_logs, algoperf_score, algoperf_versions, importers
-from analysis.algoperf import ScoreError, resolve_logs
-from analysis.algoperf_versions import RULESETS, Version
+from analysis import algoperf_logs, algoperf_score, importers
+from analysis.algoperf import ScoreError, get_version, resolve_logs
+from analysis.algoperf_versions import RULESETS
 from analysis.clock_rankings import ClockRanking, from_leaderboards
 from analysis.load import Results
-
-
-def version(name: str) -> Version:
-  """The AlgoPerf version's scoring facts (ScoreError if unknown)."""
-  try:
-    return algoperf_versions.get(name)
-  except KeyError:
-    raise ScoreError(f"--algoperf_version={name}: unknown (known: "
-                     f"{', '.join(algoperf_versions.VERSIONS)})") from None
 
 
 def _root(logs: str, ruleset: str) -> str:
@@ -55,7 +46,7 @@ def _excluded(found: Sequence[str], exclude: Sequence[str]) -> set[str]:
 def runs(logs: str, version_name: str = "0.5", ruleset: str = "external_tuning",
          exclude: Sequence[str] = ()) -> Results:
   """Trials and curves of the version's scored workloads, goals = official targets."""
-  v = version(version_name)
+  v = get_version(version_name, "--algoperf_version")
   res = importers.algoperf(_root(logs, ruleset),
                            targets={w: (t.metric, t.value) for w, t in v.targets.items()})
   t = res.trials
@@ -75,7 +66,7 @@ def runs(logs: str, version_name: str = "0.5", ruleset: str = "external_tuning",
 def clocks(logs: str, version_name: str = "0.5", ruleset: str = "external_tuning",
            exclude: Sequence[str] = ()) -> tuple[ClockRanking, list[str]]:
   """(by-steps vs by-time comparison, skipped-file problems) of the official leaderboard."""
-  v = version(version_name)
+  v = get_version(version_name, "--algoperf_version")
   read = algoperf_logs.read(_root(logs, ruleset), {t.metric for t in v.targets.values()})
   if read.trials.empty:
     raise ScoreError(f"--algoperf_logs={logs}: no AlgoPerf trial logs")

@@ -18,7 +18,6 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from bench import checkpoint, parallel, program as program_lib
@@ -116,7 +115,7 @@ def run_lanes(prog: program_lib.Program, lanes: Sequence[Lane], cfg: TrialSettin
     t_start -= restored[0][1]["elapsed"]
 
   per_dispatch = cfg.max_steps_per_dispatch
-  host_chunk = None
+  host_chunk: Callable[[int, int], Any] | None = None
   if not prog.workload.in_memory:
     streams = [prog.workload.stream("train", cfg.batch_size, l.seed, start_step=step)
                for l in lanes]
@@ -125,11 +124,12 @@ def run_lanes(prog: program_lib.Program, lanes: Sequence[Lane], cfg: TrialSettin
     batch_bytes = k * sum(np.asarray(v).nbytes for v in firsts[0].values())
     per_dispatch = max(1, min(per_dispatch, STREAM_DISPATCH_BYTES // batch_bytes))
 
-    def host_chunk(start, end):
+    def read_chunk(start, end):
       per_lane = [data_lib.stack_stream(s, end - start) for s in streams]
       stacked = (per_lane[0] if not packed else
                  {n: np.stack([b[n] for b in per_lane]) for n in per_lane[0]})
       return parallel.put(stacked, prog.stream_sharding)
+    host_chunk = read_chunk
 
   eval_at = set(eval_steps(cfg))
   ends = [e for e in _boundaries(cfg, per_dispatch) if e > step]

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import pandas as pd
 from absl import app, flags
 
-from analysis import importers, report
+from analysis import cli, importers, report
 
 Figure = Callable[[report.Context, str], "pd.DataFrame | None"]  # noqa: F821
 
@@ -198,13 +198,6 @@ def run_runs(make: Callable[[Runs, str], "tuple[pd.DataFrame, pd.DataFrame | Non
       print(f.csv)
     print(out)
 
-  app.run(main, flags_parser=_parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
-  """absl's parser, with a bad flag reported as one line."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
