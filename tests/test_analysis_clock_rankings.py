@@ -157,7 +157,7 @@ def test_algoperf_budget_rankings(v05_logs):
   from analysis import algoperf_rankings
   from analysis.budget_rankings import budget_rankings
   res = algoperf_rankings.runs(v05_logs)
-  assert set(res.trials["workload"]) <= set(algoperf_rankings.version("0.5").scored_workloads)
+  assert set(res.trials["workload"]) <= set(algoperf_rankings.get_version("0.5").scored_workloads)
   assert (res.trials["status"] == "ok").mean() > 0.99  # librispeech is not 'diverged'
   br = budget_rankings(res.trials, res.curves, submission_col="submission", unit="wall_time",
                        budget_col="max_runtime", n_boot=100)
