@@ -51,7 +51,7 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
   rng = random.Random(1234)
   for _ in range(3):
     p = bench_run(*args, start_new_session=True)
-    time.sleep(rng.uniform(4.0, 14.0))
+    time.sleep(rng.uniform(3.0, 8.0))
     os.killpg(p.pid, signal.SIGKILL)
     p.communicate()
   before = {p: open(p).read() for p in records(out)}
