@@ -11,6 +11,44 @@
   adamw, nadamw   add decoupled weight decay: theta -= lr_t * weight_decay * theta
   lamb, lars, schedule_free_adamw   optax's implementations (large-batch / recent methods)
 
+Recent rules, each optax's (optax.contrib where marked), with lr_t the schedule:
+  lion       c = beta1 m + (1-beta1) g; m = beta2 m + (1-beta2) g;
+             theta -= lr_t * (sign(c) + weight_decay * theta)           (Chen et al. 2023)
+  signum     m = momentum m + (1-momentum) g;  theta -= lr_t * sign(m)  (Bernstein et al. 2018)
+  adopt      v = beta2 v + (1-beta2) g^2 after normalising by the previous v (the first
+             step only sets v); m = beta1 m + (1-beta1) clip(g / max(sqrt(v_prev), eps),
+             (t-1)^0.25); theta -= lr_t * m                  (contrib; Taniguchi et al. 2024)
+  ademamix   fast m1 (beta1) and slow m2 (beta3, not bias-corrected) EMAs, v (beta2);
+             theta -= lr_t * ((m1_hat + alpha m2) / (sqrt(v_hat) + eps) + weight_decay theta)
+             (contrib; Pagliardini et al. 2024; alpha and beta3 constant, no warmup
+             schedulers for them)
+  muon       2-D params (Dense kernels, but also token and position embeddings):
+             m = momentum m + (1-momentum) g (Nesterov, bias-corrected),
+             O = Newton-Schulz-5(m) ~ U V^T, theta -= lr_t * (sqrt(max(1, fan_out/fan_in)) O
+             + weight_decay theta); every other param (biases, norms' scales, 4-D conv and
+             3-D/4-D attention kernels): NAdamW(beta1, beta2, epsilon, weight_decay) at the
+             same lr_t                                   (contrib; Jordan et al. 2024)
+  prodigy    Adam on d * g with d >= estim_lr0 estimated from <g, theta_0 - theta>
+             (D-adaptation); step lr_t * d * m_hat / (sqrt(v_hat) + d eps) plus lr_t d
+             weight_decay theta; learning_rate is a multiplier of d (default 1.0)
+             (contrib; Mishchenko & Defazio 2024)
+  schedule_free_sgd   y = (1-momentum) z + momentum x (params hold y);
+             z -= lr (g(y) + weight_decay y); x = (1-c_t) x + c_t z, c_t = lr^2 / sum lr^2;
+             evaluated at x; lr constant after warmup_steps (contrib; Defazio et al. 2024)
+  adafactor  second moments factored into row and column EMAs for params whose two
+             largest dims are both >= 128 (full v otherwise), beta2_t = 1 - t^-decay_rate;
+             u = clip_rms(g / sqrt(v + eps), 1); theta -= lr_t max(1e-3, RMS(theta)) EMA_beta1(u)
+             (relative step: the paper's 1/sqrt(t) part is the schedule's to give;
+             beta1 = 0 is no momentum)                    (Shazeer & Stern 2018)
+  radam      m, v as optax.adam (eps on the corrected sqrt(v_hat)), step scaled by the
+             rectification r_t, and momentum SGD (m_hat alone) while rho_t < 5
+             (Liu et al. 2020)
+
+Not here: sophia (optax.contrib.sophia's update needs `obj_fn`, the loss as a function
+of the parameters, for a Hessian-vector product: the train step passes only grads, and
+forward-mode through the CPU convolution's custom VJP fails) and PSGD's kron (psgd-jax
+0.2.9 imports optax._src.clipping, gone from optax 0.2.8, and chex, undeclared).
+
 Every optimizer also takes the schedule hyperparameters of bench.schedules.
 """
 from __future__ import annotations
@@ -111,6 +149,60 @@ def _schedule_free_adamw(lr, h):
       b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"], weight_decay=h["weight_decay"])
 
 
+def _lion(lr, h):
+  return optax.lion(lr, b1=h["beta1"], b2=h["beta2"], weight_decay=h["weight_decay"])
+
+
+def _signum(lr, h):
+  return optax.signum(lr, beta=h["momentum"])
+
+
+def _adopt(lr, h):
+  return optax.contrib.adopt(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"])
+
+
+def _ademamix(lr, h):
+  # Constant alpha and beta3: the paper's warmup schedulers for them (over the whole
+  # run) are not used, as optax's defaults do not use them either.
+  return optax.contrib.ademamix(lr, b1=h["beta1"], b2=h["beta2"], b3=h["beta3"],
+                                alpha=h["alpha"], eps=h["epsilon"],
+                                weight_decay=h["weight_decay"])
+
+
+def _muon(lr, h):
+  # optax's split: Newton-Schulz on every leaf with ndim == 2 (x @ W kernels, reduction
+  # axis 0, output axis 1), its NAdamW on every other leaf. In this harness's flax trees
+  # that puts Dense kernels and also embedding tables (token, position) under Muon, and
+  # biases, norm scales, 4-D conv kernels (HWIO) and the LM's 3-D/4-D attention kernels
+  # under AdamW. weight_decay applies to both parts (optax's adam part defaults to none).
+  return optax.contrib.muon(lr, beta=h["momentum"], eps=h["epsilon"],
+                            weight_decay=h["weight_decay"], adam_b1=h["beta1"],
+                            adam_b2=h["beta2"], adam_weight_decay=h["weight_decay"])
+
+
+def _prodigy(lr, h):
+  return optax.contrib.prodigy(lr, betas=(h["beta1"], h["beta2"]), eps=h["epsilon"],
+                               estim_lr0=h["estim_lr0"], weight_decay=h["weight_decay"])
+
+
+def _schedule_free_sgd(lr, h):
+  # As _schedule_free_adamw: the schedule-free average replaces the decay schedule.
+  return optax.contrib.schedule_free_sgd(
+      learning_rate=h["learning_rate"], warmup_steps=int(h.get("warmup_steps") or 0) or None,
+      b1=h["momentum"], weight_decay=h["weight_decay"])
+
+
+def _adafactor(lr, h):
+  # momentum=beta1 always (an EMA with decay 0 is the identity: beta1 = 0 is the paper's
+  # no-momentum rule), so beta1 stays a value of the program.
+  return optax.adafactor(lr, decay_rate=h["decay_rate"], momentum=h["beta1"],
+                         eps=h["epsilon"])
+
+
+def _radam(lr, h):
+  return optax.radam(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"])
+
+
 @dataclasses.dataclass(frozen=True)
 class OptimizerSpec:
   """A named update rule: its factory and its hyperparameters with defaults."""
@@ -151,6 +243,39 @@ REGISTRY: dict[str, OptimizerSpec] = {s.name: s for s in [
                    "weight_decay": 0.0},
                   "schedule-free AdamW (optax.contrib); evaluate at its averaged point",
                   schedule_free=True, static_hparams=("warmup_steps",)),
+    # Recent rules (module docstring); defaults from their papers or, where the paper
+    # leaves one open, optax's.
+    OptimizerSpec("lion", _lion, {"learning_rate": 1e-4, "beta1": 0.9, "beta2": 0.99,
+                                  "weight_decay": 1e-3},
+                  "Lion (optax.lion): sign of an interpolated momentum, decoupled decay"),
+    OptimizerSpec("signum", _signum, {"learning_rate": 1e-4, "momentum": 0.9},
+                  "Signum (optax.signum): sign of an EMA of gradients"),
+    OptimizerSpec("adopt", _adopt, {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.9999,
+                                    "epsilon": 1e-6},
+                  "ADOPT (optax.contrib.adopt): momentum of gradients normalised by the "
+                  "previous second moment, clipped"),
+    OptimizerSpec("ademamix", _ademamix, {**_ADAM_DEFAULTS, "beta3": 0.9999, "alpha": 5.0,
+                                          "weight_decay": 0.0},
+                  "AdEMAMix (optax.contrib.ademamix): AdamW plus a slow EMA of gradients"),
+    OptimizerSpec("muon", _muon, {"learning_rate": 0.02, "momentum": 0.95, "beta1": 0.9,
+                                  "beta2": 0.999, "epsilon": 1e-8, "weight_decay": 0.0},
+                  "Muon (optax.contrib.muon): orthogonalised momentum on 2-D params, "
+                  "NAdamW on the rest"),
+    OptimizerSpec("prodigy", _prodigy, {"learning_rate": 1.0, "beta1": 0.9, "beta2": 0.999,
+                                        "epsilon": 1e-8, "weight_decay": 0.0,
+                                        "estim_lr0": 1e-6},
+                  "Prodigy (optax.contrib.prodigy): Adam with an estimated step size d; "
+                  "learning_rate multiplies d"),
+    OptimizerSpec("schedule_free_sgd", _schedule_free_sgd,
+                  {"learning_rate": 1.0, "momentum": 0.9, "weight_decay": 0.0},
+                  "schedule-free SGD (optax.contrib); evaluate at its averaged point",
+                  schedule_free=True, static_hparams=("warmup_steps",)),
+    OptimizerSpec("adafactor", _adafactor, {"learning_rate": 1e-2, "beta1": 0.0,
+                                            "decay_rate": 0.8, "epsilon": 1e-30},
+                  "Adafactor (optax.adafactor): factored second moments, update clipping, "
+                  "relative step size"),
+    OptimizerSpec("radam", _radam, dict(_ADAM_DEFAULTS),
+                  "RAdam (optax.radam): Adam with a rectified adaptive step"),
 ]}
 
 
@@ -221,15 +346,23 @@ def resolve_hparams(name: str, hparams: Mapping[str, Any]) -> dict[str, Any]:
 def _check_ranges(name: str, h: Mapping[str, Any]) -> None:
   def bad(key, why):
     raise OptimizerError(f"{name}.{key} = {h[key]} {why}")
-  for key in ("learning_rate",):
-    if isinstance(h[key], (int, float)) and h[key] <= 0:
+  for key in ("learning_rate", "estim_lr0"):
+    if key in h and isinstance(h[key], (int, float)) and h[key] <= 0:
       bad(key, "must be > 0")
-  for key in ("momentum", "beta1", "beta2", "rho"):
+  for key in ("momentum", "beta1", "beta2", "beta3", "rho"):
     if key in h and isinstance(h[key], (int, float)) and not 0 <= h[key] < 1:
       bad(key, "must be in [0, 1)")
-  for key in ("epsilon", "weight_decay"):
+  for key in ("epsilon", "weight_decay", "alpha"):
     if key in h and isinstance(h[key], (int, float)) and h[key] < 0:
       bad(key, "must be >= 0")
+  if "decay_rate" in h and isinstance(h["decay_rate"], (int, float)) and \
+      not 0 < h["decay_rate"] <= 1:
+    bad("decay_rate", "must be in (0, 1]")
+  if name in REGISTRY and REGISTRY[name].schedule_free:
+    # x = (y - (1 - b1) z) / b1 at evaluation: b1 = 0 has no averaged point.
+    for key in ("momentum", "beta1"):
+      if key in h and isinstance(h[key], (int, float)) and not 0 < h[key] < 1:
+        bad(key, "must be in (0, 1) for a schedule-free method")
 
 
 def build(name: str, hparams: Mapping[str, Any], *, train_steps: int | None = None

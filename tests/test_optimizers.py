@@ -216,14 +216,14 @@ def test_hyperparameter_values_are_inputs_not_constants(name, schedule):
     for _ in range(3):
       updates, state = tx.update(grads, state, p)
       p = optax.apply_updates(p, updates)
-    return p
+    return p, state.inner_state
 
   programs, results = [], []
   for scale in (1.0, 0.5):
     hp = {**schedule, "learning_rate": 0.01 * scale}
     if "decay_steps_fraction" in hp:
       hp["decay_steps_fraction"] *= scale
-    if "warmup_steps" in hp and name != "schedule_free_adamw":
+    if "warmup_steps" in hp and "warmup_steps" not in optimizers.spec(name).static_hparams:
       hp["warmup_steps"] = int(hp["warmup_steps"] / scale)
     make, values = optimizers.factory(name, hp, train_steps=10)
     assert "schedule" not in values
@@ -233,7 +233,11 @@ def test_hyperparameter_values_are_inputs_not_constants(name, schedule):
     for a, b in zip(jax.tree.leaves(results[-1]), jax.tree.leaves(expected)):
       np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
   assert programs[0] == programs[1]
-  assert not np.allclose(results[0]["w"], results[1]["w"])
+  # The values reach the update. prodigy's first steps move the params by about
+  # estim_lr0 * lr, below float32 resolution: its accumulated state shows them.
+  apart = [not np.allclose(a, b, atol=0) for a, b in zip(*map(jax.tree.leaves, results))]
+  assert not np.allclose(results[0][0]["w"], results[1][0]["w"]) or (
+      name == "prodigy" and any(apart))
 
 
 @pytest.mark.parametrize("name,warmup", [("linear_decay", 0), ("linear_decay", 7),
