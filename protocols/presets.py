@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import ml_collections
 
+from bench import optimizers
 from protocols import protocol as protocol_lib
 from protocols import search_space as ss
 from protocols.search_space import ProtocolError
@@ -59,6 +60,9 @@ def shallue(optimizer: str = "nesterov", *, num_trials: int = 100,
 
 
 CHOI_OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "nadam")
+# Recent rules (bench.optimizers) with Choi-style nested spaces of their own (_MODERN_SPACES).
+MODERN_OPTIMIZERS = ("lion", "signum", "adopt", "ademamix", "muon", "prodigy",
+                     "schedule_free_sgd", "adafactor", "radam")
 CHOI_LEVELS = ("lr", "lr_momentum", "all")
 
 
@@ -83,13 +87,20 @@ def choi(optimizer: str, level: str, *, num_trials: int = 100,
   the adaptive methods at the first two levels and [1e-5, 100] at 'all' (a large epsilon
   needs a large learning rate). Best trial by validation error, its test error reported.
   Ranges are generic, not the paper's per-workload refined spaces (its Appendix D).
+
+  The MODERN_OPTIMIZERS (lion, signum, adopt, ademamix, muon, prodigy, schedule_free_sgd,
+  adafactor, radam) get spaces built the same way (_MODERN_SPACES: where each range comes
+  from is noted there); `epsilon_range` applies to those whose epsilon plays Adam's role.
   """
-  if optimizer not in CHOI_OPTIMIZERS:
-    raise ProtocolError(f"choi: optimizer must be one of {', '.join(CHOI_OPTIMIZERS)}, "
-                        f"got {optimizer!r}")
+  if optimizer not in CHOI_OPTIMIZERS + MODERN_OPTIMIZERS:
+    raise ProtocolError(f"choi: optimizer must be one of "
+                        f"{', '.join(CHOI_OPTIMIZERS + MODERN_OPTIMIZERS)}, got {optimizer!r}")
   if level not in CHOI_LEVELS:
     raise ProtocolError(f"choi: level must be one of {', '.join(CHOI_LEVELS)}, got {level!r}")
-  space = _choi_space(optimizer, CHOI_LEVELS.index(level), epsilon_range)
+  if optimizer in MODERN_OPTIMIZERS:
+    space = _modern_space(optimizer, CHOI_LEVELS.index(level), epsilon_range)
+  else:
+    space = _choi_space(optimizer, CHOI_LEVELS.index(level), epsilon_range)
   return protocol_lib.make(
       f"choi_{level}", space, sampler=sampler, num_trials=num_trials, train_steps=train_steps,
       eval_every=eval_every, objective="best_validation", metric="error",
@@ -122,6 +133,100 @@ def _choi_space(optimizer: str, depth: int, epsilon_range: tuple[float, float]
     space["beta2"] = tuned(2, ss.log1m(0.0, 0.9999), 0.999)
     space["epsilon"] = tuned(2, ss.log(*epsilon_range), 1e-8)
   if depth == 2:
+    space["schedule"] = ss.fixed("linear_decay")
+    space["decay_factor"] = ss.log(*_LINEAR_DECAY_FACTOR)
+    space["decay_steps_fraction"] = ss.linear(*_DECAY_STEPS_FRACTION)
+  else:
+    space["schedule"] = ss.fixed("constant")
+  return space
+
+
+# Choi-style spaces of the recent rules. Each entry: name -> (level, spec, default) with
+# level 0 = lr, 1 = lr_momentum, 2 = all; below its level a hyperparameter is fixed at its
+# default (bench.optimizers' defaults, from the rule's paper or optax), so each level holds
+# the previous one's point. As in Choi et al. 2019 (their Appendix D style): the learning
+# rate log-uniform over several decades at every level, the momentum-like constant
+# (momentum / beta1) at lr_momentum with 1 - x log-uniform in [1e-3, 1], second-moment
+# constants (1 - x in [1e-4, 1]), epsilon and weight decay at 'all'; the decay schedule
+# at 'all' is _choi_space's (linear decay, decay_factor 1 = constant), except for
+# schedule-free SGD, whose averaging replaces it. Ranges are ours where no citation says
+# otherwise; they are wide on purpose (a range that excludes a rule's best point is the
+# failure mode Choi et al. describe).
+#
+# Weight decay is searched at 'all' log-uniform in _WEIGHT_DECAY; where a rule's default
+# is 0 the lower levels hold 0, which that range holds only in the limit (its low end,
+# 1e-6 of the learning rate per step, changes nothing measurable in these budgets).
+_WEIGHT_DECAY = (1e-6, 1.0)
+_LR_ADAPTIVE = ((1e-5, 1.0), (1e-5, 100.0))   # Choi's adaptive range; 'all': large eps
+_BETA1 = (1, ss.log1m(0.0, 0.999))             # Choi's momentum / beta1 range
+_BETA2 = (2, ss.log1m(0.0, 0.9999))            # Choi's beta2 / rho range
+
+
+def _modern_entries(optimizer: str, epsilon_range: tuple[float, float]
+                    ) -> tuple[tuple[tuple[float, float], tuple[float, float]],
+                               dict[str, tuple[int, Any]]]:
+  """((lr range at levels 0-1, lr range at 'all'), {name: (level, spec)})."""
+  eps = (2, ss.log(*epsilon_range))
+  wd = (2, ss.log(*_WEIGHT_DECAY))
+  if optimizer == "lion":
+    # Chen et al. 2023 (arXiv:2302.06675) sec. 5: beta1 0.9, beta2 0.99; its lr 3-10x
+    # below AdamW's and its decoupled weight decay 3-10x above: Choi's adaptive lr range
+    # a decade lower, _WEIGHT_DECAY a decade higher. No epsilon (a sign update).
+    return ((1e-6, 1e-1), (1e-6, 1e-1)), {"beta1": _BETA1, "beta2": _BETA2, "weight_decay":
+                                          (2, ss.log(1e-5, 10.0))}
+  if optimizer == "signum":
+    # Bernstein et al. 2018 (arXiv:1802.04434): momentum 0.9; a sign update of size lr
+    # per coordinate, as lion's.
+    return ((1e-6, 1e-1), (1e-6, 1e-1)), {"momentum": _BETA1}
+  if optimizer in ("adopt", "radam"):
+    # Taniguchi et al. 2024 (arXiv:2411.02853): beta2 0.9999, eps 1e-6; Liu et al. 2020
+    # (arXiv:1908.03265): Adam's. Both Adam-like: Choi's adam space.
+    return _LR_ADAPTIVE, {"beta1": _BETA1, "beta2": _BETA2, "epsilon": eps}
+  if optimizer == "ademamix":
+    # Pagliardini et al. 2024 (arXiv:2409.03137): beta3 0.999-0.9999 (larger for longer
+    # runs: 1 - beta3 in [1e-5, 1e-1] here), alpha 5 (they use 4-10; log [0.1, 100] here).
+    return _LR_ADAPTIVE, {"beta1": _BETA1, "beta2": _BETA2, "epsilon": eps,
+                          "beta3": (2, ss.log1m(0.9, 0.99999)),
+                          "alpha": (2, ss.log(0.1, 100.0)), "weight_decay": wd}
+  if optimizer == "muon":
+    # Jordan et al. 2024 (kellerjordan.github.io/posts/muon): lr 0.02, momentum 0.95;
+    # an orthogonalised step has unit spectral norm, so the range is centred on 1e-2.
+    # beta1 / beta2 are the NAdamW part's; epsilon (a numerical guard in the
+    # Newton-Schulz normalisation as well) is not searched.
+    return ((1e-5, 1.0), (1e-5, 1.0)), {"momentum": _BETA1, "beta1": (2, ss.log1m(0.0, 0.999)),
+                                        "beta2": _BETA2, "weight_decay": wd}
+  if optimizer == "prodigy":
+    # Mishchenko & Defazio 2024 (arXiv:2306.06101): learning_rate a multiplier of the
+    # estimated step, 1.0 throughout their experiments: two decades either side. eps sits
+    # on d * sqrt(v): beyond ~1e-2 the step stops adapting, which no multiplier in range
+    # makes up for, so its range is narrower than Choi's.
+    return ((1e-2, 1e2), (1e-2, 1e2)), {"beta1": _BETA1, "beta2": _BETA2,
+                                        "epsilon": (2, ss.log(1e-10, 1e-2)),
+                                        "weight_decay": wd}
+  if optimizer == "schedule_free_sgd":
+    # Defazio et al. 2024 (arXiv:2405.15682): momentum 0.9 (0.95 and 0.98 also work);
+    # SGD-SF takes larger learning rates than scheduled SGD: Choi's SGD range a decade
+    # higher. momentum must stay > 0 (its evaluation point divides by it).
+    return ((1e-4, 1e2), (1e-4, 1e2)), {"momentum": (1, ss.log1m(0.5, 0.999)),
+                                        "weight_decay": wd}
+  if optimizer == "adafactor":
+    # Shazeer & Stern 2018 (arXiv:1804.04235): relative step 1e-2 of RMS(theta), no
+    # momentum (beta1 0, searched like Choi's beta1 from 0), decay_rate 0.8 (they compare
+    # 0.5-1.0), eps1 1e-30 added to g^2 (so its range is in squared units, up to 1e-2).
+    return _LR_ADAPTIVE, {"beta1": _BETA1, "decay_rate": (2, ss.linear(0.5, 1.0)),
+                          "epsilon": (2, ss.log(1e-30, 1e-2))}
+  raise ProtocolError(f"choi: no search space for {optimizer!r}")
+
+
+def _modern_space(optimizer: str, depth: int, epsilon_range: tuple[float, float]
+                  ) -> dict[str, Any]:
+  defaults = optimizers.spec(optimizer).defaults
+  lrs, entries = _modern_entries(optimizer, epsilon_range)
+  space = {"optimizer": ss.fixed(optimizer),
+           "learning_rate": ss.log(*(lrs[1] if depth == 2 else lrs[0]))}
+  for name, (level, spec) in entries.items():
+    space[name] = spec if depth >= level else ss.fixed(defaults[name])
+  if depth == 2 and not optimizers.spec(optimizer).schedule_free:
     space["schedule"] = ss.fixed("linear_decay")
     space["decay_factor"] = ss.log(*_LINEAR_DECAY_FACTOR)
     space["decay_steps_fraction"] = ss.linear(*_DECAY_STEPS_FRACTION)
