@@ -13,6 +13,7 @@ foreign on the next load.
 from __future__ import annotations
 
 import dataclasses
+import html
 import logging
 import math
 import os
@@ -84,6 +85,13 @@ class Context:
 
 # -------------------------------------------------------------------- Markdown helpers
 
+def text(v: Any) -> str:
+  """Store content (ids, names, paths, messages) as inert Markdown text: HTML
+  escaped, and none of Markdown's link, emphasis or table syntax."""
+  s = html.escape(str(v), quote=False).replace("\n", " ")
+  return re.sub(r"([\\`*\[\]|])", r"\\\1", s)
+
+
 def _cell(v: Any) -> str:
   if v is None:
     return "–"
@@ -95,7 +103,7 @@ def _cell(v: Any) -> str:
     if math.isnan(v):
       return "–"
     return "inf" if math.isinf(v) else f"{v:.4g}"
-  return str(v).replace("|", "\\|").replace("\n", " ")
+  return text(v)
 
 
 def md_table(df: pd.DataFrame) -> list[str]:
@@ -148,7 +156,7 @@ def _summary(ctx: Context) -> list[str]:
   for col, name in (("experiment", "experiments"), ("workload", "workloads"),
                     ("protocol_name", "protocols"), ("optimizer", "optimizers")):
     vals = sorted(str(v) for v in t[col].dropna().unique())
-    lines.append(f"- {name}: {', '.join(vals) if vals else '–'}")
+    lines.append(f"- {name}: {', '.join(map(text, vals)) if vals else '–'}")
   lines += ["", "Score: best validation value of the goal metric (retrospective checkpoint "
             "selection), lower is better.", ""]
   return lines + md_table(_study_table(t))
@@ -176,7 +184,7 @@ def _problems(ctx: Context) -> list[str]:
   probs = ctx.results.problems
   if not probs:
     return ["None: every file under the results directory was read."]
-  return [f"{len(probs)} file(s) skipped:", ""] + [f"- `{p}`" for p in probs]
+  return [f"{len(probs)} file(s) skipped:", ""] + [f"- {text(p)}" for p in probs]
 
 
 def scaling_trials(ctx: Context) -> pd.DataFrame:

@@ -16,6 +16,8 @@ behind barriers, so the directory must be shared storage.
 """
 from __future__ import annotations
 
+import contextlib
+import re
 from typing import Any
 
 import jax
@@ -57,12 +59,20 @@ class TrialCheckpointer:
 
   def restore(self, like: Any) -> tuple[Any, dict[str, Any]] | None:
     """(state shaped like `like`, metadata) of the last complete save, or None.
-    `like` may hold arrays or jax.ShapeDtypeStruct leaves."""
+    `like` may hold arrays or jax.ShapeDtypeStruct leaves. The save named by
+    state.json must be a step_<N> folder of this checkpoint directory: the
+    store's files never choose what is read from elsewhere."""
     if not (self.dir / STATE).exists():
       return None
     meta = store.read_json(self.dir / STATE)
+    name = meta.get("name") if isinstance(meta, dict) else None
+    if not (isinstance(name, str) and re.fullmatch(r"step_\d+", name)):
+      raise StorageFailure(f"{self.dir / STATE}: names checkpoint {name!r}, not a step_<N> "
+                           "folder here; move the checkpoint folder aside to start the trial "
+                           "afresh")
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
-    state = self._ckpt.restore(self.dir / meta["name"], abstract)
+    with _storage(self.dir / name, "restoring a checkpoint"):
+      state = self._ckpt.restore(self.dir / name, abstract)
     return state, meta
 
   def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
@@ -72,8 +82,9 @@ class TrialCheckpointer:
     if parallel.is_primary():
       target.rmtree(missing_ok=True)  # left by a save that died before state.json named it
     _barrier("before save")
-    self._ckpt.save(target, state)
-    self._ckpt.wait_until_finished()
+    with _storage(target, "saving a checkpoint"):
+      self._ckpt.save(target, state)
+      self._ckpt.wait_until_finished()
     if parallel.is_primary():
       store.write_json_atomic(self.dir / STATE, {**meta, "step": step, "name": name})
       for old in self.dir.glob("step_*"):
@@ -86,6 +97,23 @@ class TrialCheckpointer:
     _barrier("before clear")
     if parallel.is_primary() and self.dir.exists():
       self.dir.rmtree(missing_ok=True)
+
+
+class StorageFailure(OSError):
+  """The checkpoint storage failed (disk full, permissions, a lost mount): an
+  error of the environment, not of the trial; its message names the path."""
+
+
+@contextlib.contextmanager
+def _storage(path: epath.Path, doing: str):
+  """orbax and tensorstore report a full disk as their own errors (e.g. a
+  ValueError 'RESOURCE_EXHAUSTED ... No space left on device'): one kind here."""
+  try:
+    yield
+  except OSError:
+    raise
+  except Exception as e:  # noqa: BLE001 - re-raised as what it is
+    raise StorageFailure(f"{path}: {doing} failed: {str(e).splitlines()[0][:300]}") from e
 
 
 def _barrier(name: str) -> None:

@@ -14,8 +14,10 @@ with k local processes.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -78,6 +80,8 @@ def main(argv):
                                      trial_log=print if _TRIAL_PROGRESS.value else None)
                for s in studies]
     prepared = [r.prepare(write=False) for r in runners]  # every check, nothing written
+    experiment = studies[0].experiment if studies else recipe.__name__
+    _check_experiment(out, experiment)
     if not _DRY_RUN.value:
       out = store.check_writable(out)
       for r in runners:
@@ -88,8 +92,7 @@ def main(argv):
           workloads.UnknownWorkloadError, workloads.DataError) as e:
     sys.exit(f"error: {e}")
   total = sum(r.num_trials for r in runners)
-  print(f"{studies[0].experiment if studies else recipe.__name__}: {len(studies)} studies, "
-        f"{total} trials -> {out}", flush=True)
+  print(f"{experiment}: {len(studies)} studies, {total} trials -> {out}", flush=True)
   if _DRY_RUN.value:
     for r, ps in zip(runners, prepared):
       print(f"{r.study.study_id}: {r.num_trials} trials, sampler {r.study.protocol.sampler.name}")
@@ -107,14 +110,64 @@ def main(argv):
       sys.exit(f"error: --executor=ray needs Ray: pip install -e '.[ray]' ({e})")
     return
   t0 = time.perf_counter()
+  done = []
   try:
-    for r, ps in zip(runners, prepared):
-      counts = r.run(ps)
-      print(f"[{r.study.study_id}] ran {counts['ran']}, already done {counts['skipped']}, "
-            f"running elsewhere {counts['busy']}", flush=True)
+    with interruptible():
+      for r, ps in zip(runners, prepared):
+        done.append(study_lib.new_counts())
+        r.run(ps, done[-1])
+        print(f"[{r.study.study_id}] ran {done[-1]['ran']}, already done "
+              f"{done[-1]['skipped']}, running elsewhere {done[-1]['busy']}", flush=True)
   except workloads.DataError as e:
     sys.exit(f"error: {e}")
+  except Interrupted as e:
+    print(f"{e.name}: stopped after {sum(c['ran'] for c in done)} trials finished in this run "
+          "(all recorded); the running ones were not recorded and rerun, from their "
+          "checkpoints if any, when you run the same command again", file=sys.stderr)
+    sys.exit(e.code)
+  except OSError as e:  # the environment: disk full, permissions, a lost mount
+    where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+    sys.exit(f"error: {where}{e.strerror or e}; the running trials were not recorded and "
+             "resume when you run the same command again")
   print(f"done in {time.perf_counter() - t0:.0f}s: results in {out}")
+
+
+def _check_experiment(out: epath.Path, experiment: str) -> None:
+  """One store, one experiment: experiment.json names the one it holds."""
+  path = out / "experiment.json"
+  if not path.exists():
+    return
+  try:
+    held = store.read_json(path).get("experiment")
+  except (OSError, ValueError, AttributeError):
+    return
+  if held and held != experiment:
+    raise store.StoreError(f"{out} holds experiment {held!r} (experiment.json), not "
+                           f"{experiment!r}; use another --output_dir")
+
+
+class Interrupted(BaseException):
+  """SIGINT (Ctrl-C) or SIGTERM: stop at the next safe point (between
+  dispatches), record nothing partial, exit 128 + signal number."""
+
+  def __init__(self, signum: int):
+    super().__init__(signum)
+    self.name = signal.Signals(signum).name
+    self.code = 128 + signum
+
+
+@contextlib.contextmanager
+def interruptible():
+  """SIGINT and SIGTERM raise Interrupted in the main thread while inside."""
+  def handler(signum, frame):
+    del frame
+    raise Interrupted(signum)
+  old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+  try:
+    yield
+  finally:
+    for s, h in old.items():
+      signal.signal(s, h)
 
 
 def _run_processes(n: int) -> int:
@@ -138,7 +191,18 @@ def _run_processes(n: int) -> int:
     print(f"worker {i}: shard {i}/{n}, {backend} devices {ids}", flush=True)
     procs.append(subprocess.Popen([sys.executable, "-m", "bench.run", *base, f"--shard={i}/{n}"],
                                   env=env))
-  return max(p.wait() for p in procs)
+  try:
+    with interruptible():
+      return max(p.wait() for p in procs)
+  except Interrupted as e:  # forward it, and wait: no worker outlives this process
+    for p in procs:
+      if p.poll() is None:
+        p.send_signal(signal.SIGTERM if e.name == "SIGTERM" else signal.SIGINT)
+    for p in procs:
+      p.wait()
+    print(f"{e.name}: the {n} workers stopped; run the same command again to resume",
+          file=sys.stderr)
+    return e.code
 
 
 def _local_devices() -> tuple[int, str]:
@@ -172,8 +236,14 @@ def parse_flags(argv: list[str]) -> list[str]:
   except flags.Error as e:
     sys.exit(f"error: {_last_line(e)}")
   except (AttributeError, KeyError) as e:  # --config.<field> the recipe's config lacks
-    field = str(e).strip("\"'")
-    sys.exit(f"error: --config.{field}: the recipe's config has no field {field!r}")
+    # ml_collections: KeyError("'num_trails'\nDid you mean \"num_trials\" ...?")
+    while e.args and isinstance(e.args[0], BaseException):  # AttributeError(KeyError(...))
+      e = e.args[0]
+    text = e.args[0] if e.args and isinstance(e.args[0], str) else str(e)
+    field, _, hint = text.strip("\"'").partition("\n")
+    field = field.strip("\"'")
+    sys.exit(f"error: --config.{field}: the recipe's config has no field {field!r}"
+             + (f"; {hint.strip()}" if hint.strip() else ""))
   except Exception as e:  # noqa: BLE001 - the recipe file raised while loading
     sys.exit(f"error: --config: {_last_line(e)}")
 

@@ -4,9 +4,13 @@
 
 One line per study: finished trials by status (ok / diverged / failed), trials
 running now (their lock is held by a live process), interrupted ones (started,
-no record, nobody holds the lock: the next `bench.run` reruns them), pending
-ones, and an ETA from the mean wall time of the finished trials. Works while
-shards are running and after they end; it never changes the store.
+no record, nobody holds the lock: the next `bench.run` reruns them), invalid
+ones (a record that is unreadable, truncated or of another schema, by the same
+rule as bench.run and analysis.load: the next `bench.run` sets it aside and
+reruns the trial), pending ones, and an ETA from the mean wall time of the
+finished trials. Only folders named like trials count (tNNNN, tNNNNrJ; no
+links). Works while shards are running and after they end; it never changes
+the store.
 """
 from __future__ import annotations
 
@@ -56,18 +60,14 @@ def study_status(study_dir: str) -> StudyStatus:
   s = StudyStatus(study.get("study_id", os.path.basename(study_dir)),
                   sum(progress.budget_trials(budget)))
   times = []
-  for name in sorted(os.listdir(study_dir)):
-    tdir = os.path.join(study_dir, name)
-    if not (name.startswith("t") and os.path.isdir(tdir)):
-      continue
+  for tdir in store.trial_folders(study_dir):
     if store.has_record(tdir):
-      try:
-        rec = store.read_json(os.path.join(tdir, store.RECORD))
-        status = rec["status"]
-        setattr(s, status, getattr(s, status) + 1)
-        times.append(float(rec.get("wall_time_sec") or math.nan))
-      except (OSError, ValueError, KeyError, TypeError, AttributeError):
+      if store.record_problem(tdir) is not None:  # what bench.run reruns
         s.unreadable += 1
+        continue
+      rec = store.read_json(tdir / store.RECORD)
+      setattr(s, rec["status"], getattr(s, rec["status"]) + 1)
+      times.append(float(rec.get("wall_time_sec") or math.nan))
     elif store.is_locked(tdir):
       s.running += 1
     else:
@@ -89,18 +89,14 @@ def collect(output_dir: str) -> list[StudyStatus]:
 
 
 def format_table(rows: list[StudyStatus]) -> str:
-  head = ("study", "done", "ok", "diverged", "failed", "running", "interrupted", "pending",
-          "ETA")
-  lines = [[r.study_id, f"{r.finished}/{r.total}", r.ok, r.diverged, r.failed, r.running,
-            r.interrupted + r.unreadable, r.pending, progress.format_duration(r.eta_sec)]
-           for r in rows]
+  head = ("study", "done", "ok", "diverged", "failed", "running", "interrupted", "invalid",
+          "pending", "ETA")
+  counts = ("ok", "diverged", "failed", "running", "interrupted", "unreadable", "pending")
+  lines = [[r.study_id, f"{r.finished}/{r.total}", *(getattr(r, k) for k in counts),
+            progress.format_duration(r.eta_sec)] for r in rows]
   if rows:
-    total = sum(r.total for r in rows)
-    lines.append(["all", f"{sum(r.finished for r in rows)}/{total}",
-                  *(sum(getattr(r, k) for r in rows) for k in ("ok", "diverged", "failed",
-                                                               "running")),
-                  sum(r.interrupted + r.unreadable for r in rows),
-                  sum(r.pending for r in rows), ""])
+    lines.append(["all", f"{sum(r.finished for r in rows)}/{sum(r.total for r in rows)}",
+                  *(sum(getattr(r, k) for r in rows) for k in counts), ""])
   cells = [list(map(str, head))] + [[str(c) for c in line] for line in lines]
   widths = [max(len(row[i]) for row in cells) for i in range(len(head))]
   return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)

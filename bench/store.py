@@ -4,33 +4,48 @@ Every file is written atomically (temp file + fsync + rename), so a reader
 never sees half a file and a SIGKILL leaves either the old state or the new.
 A trial folder holds `record.json` once the trial has ended, and a `lock`
 file that a running process holds with flock, so concurrent copies of a study
-run each trial once. Paths go through etils.epath, so a cloud
-bucket path works wherever the path library supports it.
+run each trial once. A record.json that is not a valid record (damaged,
+truncated, of another schema) is moved aside, kept, and its trial run again;
+temp files whose writer died are removed. Paths go through etils.epath, so a
+cloud bucket path works wherever the path library supports it.
 """
 from __future__ import annotations
 
 import fcntl
 import json
 import os
+import re
+import socket
 import time
 import uuid
 from typing import Any
 
 from etils import epath
 
-RECORD = "record.json"
+from analysis import record
+
+RECORD = record.RECORD
 LOCK = "lock"
+# A trial folder: tNNNN (search trial N) or tNNNNrJ (seed rerun J of its point).
+TRIAL_FOLDER = re.compile(r"t\d{4,}(r\d+)?")
 
 
 class StoreError(ValueError):
   pass
 
 
+def _tmp_name(path: epath.Path) -> epath.Path:
+  """.<name>.<host>.<pid>.<random>.tmp: who wrote it, so that a temp file left
+  by a writer that died can be told from one being written (clean_stale_tmp)."""
+  host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40]
+  return path.parent / f".{path.name}.{host}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
+
+
 def write_json_atomic(path: epath.PathLike, obj: Any) -> None:
   """Write JSON so that `path` is either absent, the old file, or the whole new one."""
   path = epath.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+  tmp = _tmp_name(path)
   text = json.dumps(obj, indent=1, sort_keys=True, default=_json_default)
   if "://" not in str(path):
     with open(tmp, "w") as f:
@@ -126,3 +141,73 @@ def is_locked(trial_dir: epath.PathLike) -> bool:
 
 def has_record(trial_dir: epath.PathLike) -> bool:
   return (epath.Path(trial_dir) / RECORD).exists()
+
+
+def record_problem(trial_dir: epath.PathLike) -> str | None:
+  """Why the trial folder's record.json is not a valid record (unreadable,
+  truncated, foreign, another schema), or None if it is one. The same rule as
+  bench.status and analysis.load (analysis.record.problem)."""
+  try:
+    rec = read_json(epath.Path(trial_dir) / RECORD)
+  except (OSError, ValueError) as e:
+    return f"unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+  return record.problem(rec)
+
+
+def set_aside(trial_dir: epath.PathLike) -> epath.Path:
+  """Move an invalid record.json out of the way (kept, never deleted), so the
+  trial runs again: record.json -> record.json.bad-<UTC time>."""
+  src = epath.Path(trial_dir) / RECORD
+  dst = src.parent / f"{RECORD}.bad-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
+  n = 0
+  while dst.exists():
+    n += 1
+    dst = src.parent / f"{RECORD}.bad-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}.{n}"
+  src.rename(dst)
+  return dst
+
+
+def trial_folders(study_dir: epath.PathLike) -> list[epath.Path]:
+  """The study's trial folders: real folders (no links) named like a trial."""
+  d = epath.Path(study_dir)
+  if not d.exists():
+    return []
+  return sorted(p for p in d.iterdir() if TRIAL_FOLDER.fullmatch(p.name) and p.is_dir()
+                and not os.path.islink(os.fspath(p)))
+
+
+def clean_stale_tmp(folder: epath.PathLike, max_age_sec: float = 86400.0) -> int:
+  """Remove temp files (write_json_atomic's) whose writer is gone: written on
+  this host by a process that no longer runs, or older than max_age_sec from
+  another host (a live writer renames its temp file within seconds)."""
+  d = epath.Path(folder)
+  if "://" in str(d) or not d.is_dir():
+    return 0
+  host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40]
+  removed = 0
+  for p in d.glob(".*.tmp"):
+    parts = p.name.split(".")
+    try:
+      mine, pid = parts[-4] == host, int(parts[-3])
+    except (IndexError, ValueError):
+      mine, pid = False, -1
+    try:
+      stale = (not _alive(pid)) if mine else time.time() - p.stat().st_mtime > max_age_sec
+      if stale:
+        p.unlink()
+        removed += 1
+    except OSError:
+      pass  # gone already, or not ours to remove
+  return removed
+
+
+def _alive(pid: int) -> bool:
+  if pid <= 0:
+    return False
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True

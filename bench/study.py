@@ -281,17 +281,14 @@ class StudyRunner:
       store.write_json_atomic(self.dir / "study.json", meta)
 
   def _records(self) -> dict[int, dict[str, Any]]:
-    """The search trials' records, by trial index (seed reruns left out)."""
+    """The search trials' valid records, by trial index (seed reruns left out;
+    an invalid record counts as missing: its trial runs again)."""
     out = {}
-    if not self.dir.exists():
-      return out
-    for d in self.dir.iterdir():
-      if re.fullmatch(r"t\d{4,}", d.name) and store.has_record(d):
-        try:
-          rec = store.read_json(d / store.RECORD)
-          out[int(rec["trial_index"])] = rec
-        except (OSError, ValueError, KeyError):
-          self.log(f"warning: unreadable record in {d}; the trial will be rerun")
+    for d in store.trial_folders(self.dir):
+      if re.fullmatch(r"t\d{4,}", d.name) and store.has_record(d) and \
+          store.record_problem(d) is None:
+        rec = store.read_json(d / store.RECORD)
+        out[int(rec["trial_index"])] = rec
     return out
 
   def _history(self) -> list[tuple[dict, float | None]]:
@@ -307,10 +304,13 @@ class StudyRunner:
     return history
 
   # ----- execution -----
-  def run(self, prepared: Sequence[trial.PreparedTrial] | None = None) -> dict[str, int]:
-    """Run owned, unfinished trials; then the best point's extra seeds if any."""
+  def run(self, prepared: Sequence[trial.PreparedTrial] | None = None,
+          counts: dict[str, int] | None = None) -> dict[str, int]:
+    """Run owned, unfinished trials; then the best point's extra seeds if any.
+    `counts` (new_counts()) is filled as trials end, so a caller interrupted
+    half-way knows what finished."""
     prepared = list(prepared) if prepared is not None else self.prepare()
-    counts = new_counts()
+    counts = new_counts() if counts is None else counts
     t_start = time.perf_counter()
     owned = [p for p in prepared if p.spec.trial_index % self.shard[1] == self.shard[0]]
     if self.adaptive:  # each point depends on the trials finished so far: one at a time
@@ -340,9 +340,10 @@ class StudyRunner:
     each lane's trial folder is locked while it runs and gets its record as
     soon as the lane ends."""
     pack = self.pack if pack is None else pack
+    store.clean_stale_tmp(self.dir)
     todo = []
     for p in trials:
-      if store.has_record(self.trial_dir(p)):
+      if self._finished(self.trial_dir(p)):
         counts["skipped"] += 1
       else:
         todo.append(p)
@@ -371,12 +372,28 @@ class StudyRunner:
       if not lock.acquire(attempts=5):
         counts["busy"] += 1
         continue
-      if store.has_record(tdir):  # finished by another copy while we looked
+      if self._finished(tdir, set_aside=True):  # finished by another copy while we looked
         lock.release()
         counts["skipped"] += 1
         continue
+      store.clean_stale_tmp(tdir)
       locked.append((p, lock))
     return locked
+
+  def _finished(self, tdir: epath.Path, set_aside: bool = False) -> bool:
+    """Whether the trial has a valid record. An invalid one (unreadable,
+    truncated, another schema) is moved aside when `set_aside` (under the
+    trial's lock), so the trial runs again."""
+    if not store.has_record(tdir):
+      return False
+    why = store.record_problem(tdir)
+    if why is None:
+      return True
+    if set_aside:
+      kept = store.set_aside(tdir)
+      self.log(f"[{self.study.study_id}] {tdir.name}: invalid record ({why}), kept as "
+               f"{kept.name}; the trial runs again")
+    return False
 
   def _run_locked(self, locked: Sequence[tuple[trial.PreparedTrial, store.TrialLock]],
                   packed: bool, counts: dict[str, int], t_start: float) -> None:
@@ -407,7 +424,7 @@ class StudyRunner:
     add theirs) and otherwise advanced by this runner's own."""
     now = time.perf_counter()
     if self._done is None or now - self._done[0] > 10:
-      found = sum(1 for d in self.dir.glob("t*") if store.has_record(d))
+      found = sum(1 for d in store.trial_folders(self.dir) if store.has_record(d))
       self._done = (now, found - counts["ran"])
     return self._done[1] + counts["ran"]
 

@@ -103,6 +103,7 @@ def prepare(spec: TrialSpec) -> PreparedTrial:
     workload = _workload(spec)
     settings = spec.settings.resolve(workload)
     settings.check()
+    _check_against(workload, settings)
   except (workloads.UnknownWorkloadError, SettingsError, ValueError) as e:
     raise ConfigError(str(e)) from None
   except TypeError as e:  # an argument the workload's constructor does not take
@@ -116,11 +117,24 @@ def prepare(spec: TrialSpec) -> PreparedTrial:
   return PreparedTrial(spec, workload, hparams, settings, make_tx, values)
 
 
+def _check_against(w: workloads.Workload, s: TrialSettings) -> None:
+  """What the settings must satisfy for this workload (one-line ConfigError)."""
+  if w.in_memory and s.batch_size > w.num_train_examples:
+    raise ConfigError(f"batch_size {s.batch_size} exceeds the {w.num_train_examples} training "
+                      f"examples of {w.name}")
+  if s.eval_every > s.train_steps:
+    raise ConfigError(f"eval_every {s.eval_every} exceeds train_steps {s.train_steps}: the "
+                      "trial would be evaluated once, at its end (set eval_every <= train_steps)")
+
+
 def run(prepared: PreparedTrial, log: Callable[[str], None] = print,
         checkpoint_dir: str | None = None, events_dir: str | None = None) -> dict[str, Any]:
-  """Train one trial alone and return its record. Divergence and errors become
-  a status, not an exception, so one bad trial never takes down its study
-  (data errors, which would fail every trial alike, still raise). With
+  """Train one trial alone and return its record. Divergence and errors of the
+  trial's own computation become a status, not an exception, so one bad trial
+  never takes down its study. Data errors (which would fail every trial alike)
+  and errors of the environment (any OSError: a full disk, a permission lost,
+  a vanished mount, raised while saving checkpoints, events or the record)
+  still raise, and nothing is recorded: the trial resumes when rerun. With
   `checkpoint_dir`, a long trial saves its state there and a rerun resumes
   from it; with `events_dir`, its eval curve is also written as TensorBoard
   events."""
@@ -160,8 +174,8 @@ def run_pack(prepared: Sequence[PreparedTrial], logs: Sequence[Callable[[str], N
       loop.run_lanes(first.program(lanes), [loop.Lane(p.spec.seed, p.values, c, log, w.write)
                             for p, c, log, w in zip(prepared, checkpoint_dirs, logs, writers)],
                      first.settings, on_end=ended)
-    except workloads.DataError:
-      raise
+    except (workloads.DataError, OSError):
+      raise  # the data or the environment (disk full, a lost mount): not this trial's failure
     except _CallbackError as e:
       raise e.__cause__ from None
     except Exception as e:  # noqa: BLE001 - recorded, with its traceback tail

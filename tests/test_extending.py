@@ -58,7 +58,7 @@ def records(root):
 def test_recipe_outside_the_repo_runs_its_own_studies_and_extends(outside, tmp_path):
   out = tmp_path / "store"
   p = run(["bench.run", "--config=my_recipe.py", f"--output_dir={out}",
-           "--config.train_steps=20"], cwd=outside)
+           "--config.train_steps=50"], cwd=outside)
   assert p.returncode == 0, p.stderr[-2000:]
   first = records(out)
   assert sorted({k.split(os.sep)[0] for k in first}) == ["mnist1d_mlp-lr_only-adam-s0",
@@ -73,7 +73,7 @@ def test_recipe_outside_the_repo_runs_its_own_studies_and_extends(outside, tmp_p
   try:
     import my_recipe  # noqa: E402
     config = my_recipe.get_config()
-    config.train_steps = 20
+    config.train_steps = 50
     sgd = protocols.identity_hash(my_recipe.protocol("sgd", config))
   finally:
     sys.path.remove(str(outside))
@@ -81,7 +81,7 @@ def test_recipe_outside_the_repo_runs_its_own_studies_and_extends(outside, tmp_p
 
   # Extending 4 -> 8 trials: the finished records untouched, 4 new ones, same folders.
   p = run(["bench.run", "--config=my_recipe.py", f"--output_dir={out}",
-           "--config.train_steps=20", "--config.num_trials=8"], cwd=outside)
+           "--config.train_steps=50", "--config.num_trials=8"], cwd=outside)
   assert p.returncode == 0, p.stderr[-2000:]
   after = records(out)
   assert len(after) == 16 and len(os.listdir(out)) == 3  # two studies + experiment.json
@@ -94,7 +94,7 @@ def test_recipe_outside_the_repo_runs_its_own_studies_and_extends(outside, tmp_p
                                                            "ss.log(1e-4, 10.0)")
   (outside / "changed.py").write_text(changed)
   p = run(["bench.run", "--config=changed.py", f"--output_dir={out}",
-           "--config.train_steps=20"], cwd=outside)
+           "--config.train_steps=50"], cwd=outside)
   assert p.returncode != 0 and "Traceback" not in p.stderr
   assert p.stderr.strip().count("\n") == 0, p.stderr
   assert "another protocol (search_space.learning_rate.high: 1.0 -> 10.0)" in p.stderr
