@@ -37,9 +37,9 @@ Recent rules, each optax's (optax.contrib where marked), with lr_t the schedule:
              evaluated at x; lr constant after warmup_steps (contrib; Defazio et al. 2024)
   adafactor  second moments factored into row and column EMAs for params whose two
              largest dims are both >= 128 (full v otherwise), beta2_t = 1 - t^-decay_rate;
-             u = clip_rms(g / sqrt(v + eps), 1); theta -= lr_t max(1e-3, RMS(theta)) EMA_beta1(u)
-             (relative step: the paper's 1/sqrt(t) part is the schedule's to give;
-             beta1 = 0 is no momentum)                    (Shazeer & Stern 2018)
+             u = clip_rms(g / sqrt(v + eps), 1); theta -= EMA_beta1(lr_t max(1e-3, RMS(theta)) u)
+             (relative step: the paper's 1/sqrt(t) part is the schedule's to give; lr
+             inside the momentum buffer; beta1 = 0 is no momentum) (Shazeer & Stern 2018)
   radam      m, v as optax.adam (eps on the corrected sqrt(v_hat)), step scaled by the
              rectification r_t, and momentum SGD (m_hat alone) while rho_t < 5
              (Liu et al. 2020)
