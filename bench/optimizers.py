@@ -28,9 +28,10 @@ Recent rules, each optax's (optax.contrib where marked), with lr_t the schedule:
              + weight_decay theta); every other param (biases, norms' scales, 4-D conv and
              3-D/4-D attention kernels): NAdamW(beta1, beta2, epsilon, weight_decay) at the
              same lr_t                                   (contrib; Jordan et al. 2024)
-  prodigy    Adam on d * g with d >= estim_lr0 estimated from <g, theta_0 - theta>
-             (D-adaptation); step lr_t * d * m_hat / (sqrt(v_hat) + d eps) plus lr_t d
-             weight_decay theta; learning_rate is a multiplier of d (default 1.0)
+  prodigy    m, v EMAs (beta1, beta2) of d g and (d g)^2, d >= estim_lr0 estimated from
+             <g, theta_0 - theta> (D-adaptation); b_t = sqrt(1-beta2^t)/(1-beta1^t);
+             theta -= lr_t d b_t (m / (sqrt(v) + d eps) + weight_decay theta);
+             learning_rate is a multiplier of d (default 1.0)
              (contrib; Mishchenko & Defazio 2024)
   schedule_free_sgd   y = (1-momentum) z + momentum x (params hold y);
              z -= lr (g(y) + weight_decay y); x = (1-c_t) x + c_t z, c_t = lr^2 / sum lr^2;

@@ -315,6 +315,26 @@ def test_a_pack_of_two_equals_two_solo_runs(name):
   assert not np.allclose(solo[0]["w"], solo[1]["w"])
 
 
+def test_harness_pack_lanes_equal_solo_trials(name="muon"):
+  """The same through the harness (bench.trial.run_pack) for Muon, which treats leaves
+  by shape, on mnist1d_mlp's flax tree."""
+  from bench import trial
+  lr = optimizers.spec(name).defaults["learning_rate"]
+  prepared = [trial.prepare(trial.spec(
+      "mnist1d_mlp", name, {"learning_rate": lr * f, "schedule": "cosine", "warmup_steps": 3},
+      seed=i, batch_size=32, train_steps=12, eval_every=12, eval_test=False))
+              for i, f in enumerate((0.5, 2.0))]
+  solo = [trial.run(p, log=lambda s: None) for p in prepared]
+  packed = trial.run_pack(prepared, [lambda s: None] * 2, [None] * 2, [None] * 2)
+  assert [r["pack_size"] for r in packed] == [2, 2]
+  for a, b in zip(solo, packed):
+    assert a["status"] == b["status"] == "ok"
+    for k, v in a["curve"][-1].items():
+      if k != "wall_time":
+        np.testing.assert_allclose(b["curve"][-1][k], v, rtol=1e-5, atol=1e-6, err_msg=k)
+  assert solo[0]["curve"][-1]["train/loss"] != solo[1]["curve"][-1]["train/loss"]
+
+
 # ----- range checks -----
 
 @pytest.mark.parametrize("name,key,value,match", [
@@ -419,30 +439,41 @@ TRAIN_LR = {"lion": 1e-3, "signum": 1e-3, "adopt": 3e-3, "ademamix": 3e-3, "muon
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _train_child(request, tmp_path_factory):
-  """Starts the bench.train child with the module's first test (when the run includes
-  test_bench_train_runs), so that it trains while the in-process tests run."""
-  if not any(item.name.startswith("test_bench_train_runs") and item.module is request.module
-             for item in request.session.items):
-    yield None
-    return
-  out = tmp_path_factory.mktemp("train")
+def _children(request, tmp_path_factory):
+  """Starts the bench.train and bench.perf children with the module's first test (those
+  whose tests the run includes), so that they run while the in-process tests do."""
+  wanted = {item.name.split("[")[0] for item in request.session.items
+            if item.module is request.module}
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": ROOT}
-  proc = subprocess.Popen([sys.executable, "-c", CHILD, str(out),
-                           *(f"{n}={TRAIN_LR[n]}" for n in NEW)], cwd=ROOT, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-  yield out, proc
-  if proc.poll() is None:
-    proc.kill()
-    proc.communicate()
+  procs = {}
+  if "test_bench_train_runs" in wanted:
+    out = tmp_path_factory.mktemp("train")
+    procs["train"] = out, subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(out), *(f"{n}={TRAIN_LR[n]}" for n in NEW)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  if "test_perf_measures_optimizer_steps_against_sgd" in wanted:
+    out = tmp_path_factory.mktemp("perf") / "perf.json"
+    procs["perf"] = out, subprocess.Popen(
+        [sys.executable, "-m", "bench.perf", "--optimizers=lion", "--batch_sizes=16",
+         "--train_steps=5", "--repeats=2", f"--out={out}", "--markdown="],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  yield procs
+  for _, proc in procs.values():
+    if proc.poll() is None:
+      proc.kill()
+      proc.communicate()
 
 
-@pytest.fixture(scope="module")
-def trained(_train_child):
-  out, proc = _train_child
+def _finished(procs, which):
+  out, proc = procs[which]
   stdout, stderr = proc.communicate(timeout=600)
   assert proc.returncode == 0, stderr[-3000:]
   return out, stdout
+
+
+@pytest.fixture(scope="module")
+def trained(_children):
+  return _finished(_children, "train")
 
 
 @pytest.mark.parametrize("name", NEW)
@@ -454,3 +485,16 @@ def test_bench_train_runs(trained, name):
   assert rec["hparams"] == {**optimizers.spec(name).defaults, "learning_rate": TRAIN_LR[name]}
   row = rec["curve"][-1]
   assert row["step"] == 20 and np.isfinite(row["val/loss"]) and np.isfinite(row["train/loss"])
+
+
+# ----- bench.perf --optimizers -----
+
+def test_perf_measures_optimizer_steps_against_sgd(_children):
+  out, stdout = _finished(_children, "perf")
+  rows = json.loads(out.read_text())
+  assert [r["mode"] for r in rows] == ["step_sgd", "step_lion"]
+  assert rows[0]["vs_sgd"] == 1.0 and all(r["vs_sgd"] > 0 for r in rows)
+  for r in rows:
+    assert r["batch_size"] == 16 and r["workload"] == "mnist1d_mlp" and r["commit"]
+    assert r["device"] and len(r["all_seconds"]) == 2 and r["finite_loss"]
+  assert "x sgd" in stdout and "lion" in stdout
