@@ -4,6 +4,7 @@ One real (tiny) run on the embedded MNIST-1D MLP feeds everything, so this is
 the end-to-end check that stored records flow into each analysis.
 """
 import os
+import re
 import pathlib
 import subprocess
 import sys
@@ -77,12 +78,26 @@ def test_paper_figure_bad_results_dir_is_one_line(tmp_path):
 
 def test_readme_demo_runs_at_a_tiny_size(tmp_path):
   p = subprocess.run([sys.executable, "-m", "scripts.demo", f"--output_dir={tmp_path}",
-                      "--num_trials=2", "--batch_sizes=32,128", "--train_steps=100"],
+                      "--num_trials=2", "--batch_sizes=32,128", "--train_steps=100",
+                      "--n_boot=50"],
                      cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True,
                      text=True, timeout=600)
   assert p.returncode == 0, p.stderr[-2000:]
-  assert "steps to result" in p.stdout and (tmp_path / "report" / "report.md").is_file()
-  assert p.stdout.strip().splitlines()[-1] == f"report: {tmp_path / 'report' / 'report.md'}"
+  assert p.stderr == ""  # no library log lines or warnings: a person's output
+  lines = [l for l in p.stdout.splitlines() if l.strip()]
+  patterns = [r"demo: batch scaling on mnist1d_large_mlp \(goal val/error < 0\.3\), .*",
+              r"\[1/2\] batch 32: 2 trials of 100 steps in \d+s; ETA \d+m\d\ds",
+              r"\[2/2\] batch 128: 2 trials of 100 steps in \d+s; ETA 0m00s",
+              r"trained in \d+s", r"steps to result \(first eval .*",
+              r"\s*batch size\s+steps\s+band\s+reached",
+              r"\s+32\s+(–|[\d,]+)\s+\[.*\]\s+\d/\d non-diverged",
+              r"\s+128\s+(–|[\d,]+)\s+\[.*\]\s+\d/\d non-diverged",
+              r"perfect scaling up to batch .*; maximal useful batch size .*",
+              re.escape(f"report: {tmp_path / 'report' / 'report.md'}")]
+  assert len(lines) == len(patterns), p.stdout
+  for line, pattern in zip(lines, patterns):
+    assert re.fullmatch(pattern, line), (line, pattern)
+  assert (tmp_path / "report" / "report.md").is_file()
 
 
 def test_deepobs_table_script(tmp_path):

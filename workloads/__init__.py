@@ -17,6 +17,7 @@ REGISTRY: dict[str, str] = {
     # embedded, download-free (README demo, tests)
     "mnist1d_mlp": "workloads.embedded:Mnist1dMlp",
     "mnist1d_cnn": "workloads.embedded:Mnist1dCnn",
+    "mnist1d_large_mlp": "workloads.embedded:Mnist1dLargeMlp",
     "stdlib_lm": "workloads.embedded:StdlibLm",
     # real data (tfds, or arrays in --data_dir)
     "mnist_cnn": "workloads.mnist:MnistCnn",

@@ -5,6 +5,9 @@ mnist1d_mlp  MNIST-1D (Greydanus 2020), generated offline by the `mnist1d`
              test signals of length 40, 10 classes. 500 train examples are
              carved off as validation. Small enough to train on a laptop CPU in
              seconds, hard enough that optimizers and tuning differ.
+mnist1d_large_mlp  the same MLP on 25,000 signals of the same generator
+             (18,000 / 2,000 / 5,000): batch sizes up to 4,096 stay a fraction of
+             an epoch; the workload of the cpu-scale experiments.
 stdlib_lm    byte-level Transformer language model on the Python standard
              library's own source (always present). The text depends on the
              Python version, so the record stores its sha256; compare results
@@ -34,17 +37,25 @@ def cache_dir() -> str:
   return os.environ.get("OPTBENCH_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "optbench"))
 
 
-def _mnist1d_raw() -> dict[str, np.ndarray]:
-  """mnist1d.make_dataset with its default arguments (seed 42), cached on disk
-  because generating it takes seconds and every process would repeat it."""
-  path = os.path.join(cache_dir(), "mnist1d_default_v1.npz")
+def _mnist1d_raw(num_samples: int | None = None) -> dict[str, np.ndarray]:
+  """mnist1d.make_dataset with its default arguments (seed 42; `num_samples`
+  signals in all, 80% train, default 5,000), cached on disk because
+  generating it takes seconds (a minute for 50,000) and every process would
+  repeat it."""
+  from mnist1d.data import get_dataset_args  # pylint: disable=g-import-not-at-top
+  args = get_dataset_args()
+  name = "mnist1d_default_v1.npz"
+  if num_samples is not None and num_samples != args.num_samples:
+    args.num_samples = num_samples
+    name = f"mnist1d_{num_samples}_v1.npz"
+  path = os.path.join(cache_dir(), name)
   try:
     with np.load(path) as f:
       return dict(f)
   except (OSError, ValueError):
     pass
-  from mnist1d.data import get_dataset_args, make_dataset
-  d = make_dataset(get_dataset_args())
+  from mnist1d.data import make_dataset  # pylint: disable=g-import-not-at-top
+  d = make_dataset(args)
   d = {k: np.asarray(d[k]) for k in ("x", "y", "x_test", "y_test")}
   try:
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -56,11 +67,12 @@ def _mnist1d_raw() -> dict[str, np.ndarray]:
   return d
 
 
-@functools.lru_cache(maxsize=1)
-def _mnist1d_arrays() -> dict[str, dict[str, np.ndarray]]:
-  d = _mnist1d_raw()
+@functools.lru_cache(maxsize=2)
+def _mnist1d_arrays(num_samples: int | None = None, num_validation: int = 500
+                    ) -> dict[str, dict[str, np.ndarray]]:
+  d = _mnist1d_raw(num_samples)
   x, y = d["x"].astype(np.float32), d["y"].astype(np.int32)
-  (xt, yt), (xv, yv) = carve_validation(x, y, 500)
+  (xt, yt), (xv, yv) = carve_validation(x, y, num_validation)
   return {"train": {"inputs": xt, "targets": yt},
           "validation": {"inputs": xv, "targets": yv},
           "test": {"inputs": d["x_test"].astype(np.float32), "targets": d["y_test"].astype(np.int32)}}
@@ -129,6 +141,22 @@ class Mnist1dMlp(_ClassifierMixin, Workload):
 
   def load_arrays(self):
     return _mnist1d_arrays()
+
+
+class Mnist1dLargeMlp(Mnist1dMlp):
+  """The same MLP on a 5x larger MNIST-1D (25,000 signals from the same
+  generator and seed: 18,000 train / 2,000 validation / 5,000 test), so that
+  batch sizes up to 4,096 are a fraction of an epoch and the MLP is not
+  limited by 3,500 examples: the batch-scaling workload of the cpu scale."""
+  name = "mnist1d_large_mlp"
+  goal = Goal("error", 0.30)
+
+  @property
+  def num_train_examples(self) -> int:
+    return 18000
+
+  def load_arrays(self):
+    return _mnist1d_arrays(25000, 2000)
 
 
 class Mnist1dCnn(Mnist1dMlp):
