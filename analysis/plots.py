@@ -247,11 +247,13 @@ def ranking_plot(scores: pd.DataFrame, path: str | os.PathLike, *,
     ax.set_title(label, fontsize=9)
     if inclusion is not None and not inclusion.empty:
       _mark_violations(ax, inclusion, g, by)
-  verdict = playbook.inclusion_verdict(inclusion) if inclusion is not None else ""
+  lines = (["inclusion check (special ⊆ general; 'beyond the bands' = the bootstrap bands "
+            "do not overlap)"] + playbook.inclusion_verdicts(inclusion, by)
+           if inclusion is not None else [])
   _suptitle(fig, title or "Optimizer rankings per protocol (selection by validation)")
-  if verdict:
-    fig.text(0.5, 0.01, verdict, ha="center", va="bottom", fontsize=8, wrap=True)
-  return _save(fig, path, tight=True, rect=(0, 0.06, 1, 1))
+  for i, line in enumerate(reversed(lines)):
+    fig.text(0.01, 0.005 + 0.022 * i, line, ha="left", va="bottom", fontsize=7)
+  return _save(fig, path, tight=True, rect=(0, 0.03 * len(lines), 1, 1))
 
 
 def _ranking_panel(ax: Any, g: pd.DataFrame, optimizer_col: str) -> None:

@@ -342,8 +342,11 @@ def _rankings(ctx: Context) -> list[str]:
   per_study = t.groupby(by + ["optimizer"], dropna=False)["study_id"].nunique()
   lines = ["Per protocol, each optimizer's best validation score and the test score of that "
            "trial (Choi et al.: selection by validation, report test). Bands resample the "
-           "study's trials (study variance).", "", f"**{verdict}**", "",
-           ctx.image(path, "rankings"), ""] + md_table(show)
+           "study's trials (study variance).", "", f"**{verdict}**", ""]
+  per_group = playbook.inclusion_verdicts(pairs, by)
+  if len(per_group) > 1:
+    lines += [f"- {text(v)}" for v in per_group] + [""]
+  lines += [ctx.image(path, "rankings"), ""] + md_table(show)
   if (per_study > 1).any():
     lines += ["", "Note: some optimizer/protocol groups pool several studies."]
   lines += ["", "Ranks (1 = best):", ""] + md_table(ranks)

@@ -138,7 +138,13 @@ def _choi_space(optimizer: str, depth: int, epsilon_range: tuple[float, float]
     space["beta1"] = tuned(1, ss.log1m(0.0, 0.999), 0.9)
     space["beta2"] = tuned(2, ss.log1m(0.0, 0.9999), 0.999)
     space["epsilon"] = tuned(2, ss.log(*epsilon_range), 1e-8)
-  if depth == 2:
+  return _with_schedule(space, decay=depth == 2)
+
+
+def _with_schedule(space: dict[str, Any], decay: bool) -> dict[str, Any]:
+  """Choi's 'all' level searches a linear decay (1 = constant included); the
+  lower levels keep the learning rate constant."""
+  if decay:
     space["schedule"] = ss.fixed("linear_decay")
     space["decay_factor"] = ss.log(*_LINEAR_DECAY_FACTOR)
     space["decay_steps_fraction"] = ss.linear(*_DECAY_STEPS_FRACTION)
@@ -232,13 +238,7 @@ def _modern_space(optimizer: str, depth: int, epsilon_range: tuple[float, float]
            "learning_rate": ss.log(*(lrs[1] if depth == 2 else lrs[0]))}
   for name, (level, spec) in entries.items():
     space[name] = spec if depth >= level else ss.fixed(defaults[name])
-  if depth == 2 and not optimizers.spec(optimizer).schedule_free:
-    space["schedule"] = ss.fixed("linear_decay")
-    space["decay_factor"] = ss.log(*_LINEAR_DECAY_FACTOR)
-    space["decay_steps_fraction"] = ss.linear(*_DECAY_STEPS_FRACTION)
-  else:
-    space["schedule"] = ss.fixed("constant")
-  return space
+  return _with_schedule(space, decay=depth == 2 and not optimizers.spec(optimizer).schedule_free)
 
 
 def choi_lr(optimizer: str = "adam", **kwargs: Any) -> ml_collections.ConfigDict:

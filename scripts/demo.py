@@ -3,7 +3,7 @@
 Runs `protocols/experiments/batch_scaling.py` on the embedded MNIST-1D MLP
 (`mnist1d_large_mlp`, 18,000 training signals) at a demo size: 4 batch sizes
 from 16 to 1024 x 32 quasi-random Nesterov trials, each with the cpu scale's
-budget rule (128,000 examples, 500 to 8,000 steps), about 2 minutes on 2 CPU
+budget rule (128,000 examples, 500 to 16,000 steps), about 2 minutes on 2 CPU
 cores. Prints one line per study with an ETA, then steps to result per batch
 size with 90% bootstrap bands over trials and the scaling-regime estimates,
 and writes the analysis report with its figures. Re-running resumes / reuses
@@ -21,7 +21,7 @@ from absl import app, flags, logging
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs/demo", "Where results and the report go.")
 _NUM_TRIALS = flags.DEFINE_integer("num_trials", 32, "Trials per batch size.")
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["16", "64", "256", "1024"], "Batch sizes.")
-_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 8000,
+_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 16000,
                                     "Most steps a trial gets (the budget rule's cap).")
 _N_BOOT = flags.DEFINE_integer("n_boot", 1000, "Bootstrap replicates of the bands.")
 

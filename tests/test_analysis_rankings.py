@@ -92,3 +92,18 @@ def test_ranking_plot_names_violations_under_their_own_panel(tmp_path, monkeypat
   labels = {ax.get_title(): ax.get_xlabel() for ax in figs[0].axes if ax.get_title()}
   assert labels == {"w / narrow": "", "w / wide": "violated: sgd⊆momentum"}
   assert (tmp_path / "r.png").stat().st_size > 0
+
+
+def test_inclusion_verdicts_per_protocol_say_what_is_beyond_the_bands():
+  from analysis import playbook
+  pairs = pd.DataFrame({
+      "protocol_name": ["choi_all", "choi_all", "choi_lr"],
+      "special": ["sgd", "momentum", "sgd"], "general": ["momentum", "adam", "adam"],
+      "violated": [True, True, False], "ci_overlap": [False, True, True]})
+  lines = playbook.inclusion_verdicts(pairs, ["workload", "protocol_name"])
+  assert lines == [
+      "choi_all: 2 of 2 pairs violated (momentum ⊆ adam, sgd ⊆ momentum); 1 beyond the "
+      "bootstrap bands (sgd ⊆ momentum) — the protocol under-tunes the general optimizer there",
+      "choi_lr: all 1 pairs consistent (no general optimizer did worse than one it includes)"]
+  within = playbook.inclusion_verdict(pairs.iloc[1:2])
+  assert within.endswith("none beyond the bootstrap bands: within the noise of the search")

@@ -25,11 +25,11 @@ from protocols.experiments import base_config, optional, parse_args, study
 
 _SCALES = {
     "smoke": dict(batch_sizes=(32, 128), num_trials=4, train_steps=1000, eval_every=50),
-    # 10 batch sizes (a 2^9 range) x 40 trials on mnist1d_large_mlp: ~9 minutes on 2 CPU
+    # 10 batch sizes (a 2^9 range) x 40 trials on mnist1d_large_mlp: ~8 minutes on 2 CPU
     # cores (paper_figures/README.md). 128,000 examples = ~7 epochs of its 18,000; at
-    # least 500 steps, at most 8,000, 40 evaluations each (validation and train only).
+    # least 500 steps, at most 16,000, 40 evaluations each (validation and train only).
     "cpu": dict(batch_sizes=(4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048), num_trials=40,
-                train_steps=8000, train_examples=128000, min_train_steps=500,
+                train_steps=16000, train_examples=128000, min_train_steps=500,
                 evals_per_trial=40),
     # Shallue et al.: 100 trials per batch size; budgets: the workload's default.
     "paper": dict(batch_sizes=(8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192),
