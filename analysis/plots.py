@@ -102,7 +102,11 @@ def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (4.2, 3.2)):
 
 
 def _suptitle(fig: Any, text: str) -> None:
-  """Figure title in the top margin, clear of the panels' own titles."""
+  """Figure title in the top margin, clear of the panels' own titles; wrapped
+  when wider than the figure (about 10 characters an inch)."""
+  width = int(10 * fig.get_figwidth())
+  if len(text) > width:
+    text = textwrap.fill(text, width)
   fig.suptitle(text, y=1 - 0.08 / fig.get_figheight(), va="top")
 
 
@@ -233,8 +237,9 @@ def budget_plot(steps: pd.DataFrame, epochs: pd.DataFrame | None, path: str | os
 def ranking_plot(scores: pd.DataFrame, path: str | os.PathLike, *,
                  inclusion: pd.DataFrame | None = None,
                  by: Sequence[str] = ("workload", "protocol_name"),
-                 optimizer_col: str = "optimizer", title: str | None = None) -> str:
-  """Best validation error and the selected trial's test error per optimizer and protocol.
+                 optimizer_col: str = "optimizer", title: str | None = None,
+                 metric: str = "error") -> str:
+  """Best validation `metric` and the selected trial's test value per optimizer and protocol.
 
   `scores` is optimizer_scores'; one panel per `by` group, optimizers left to right
   best first, bars = bootstrap bands. `inclusion` (inclusion_check, all_pairs=True)
@@ -243,20 +248,21 @@ def ranking_plot(scores: pd.DataFrame, path: str | os.PathLike, *,
   panels = list(_groups(scores, by))
   fig, axes = _grid(len(panels), ncols=3, size=(4.6, 3.6))
   for ax, (label, g) in zip(axes, panels):
-    _ranking_panel(ax, g, optimizer_col)
+    _ranking_panel(ax, g, optimizer_col, metric)
     ax.set_title(label, fontsize=9)
     if inclusion is not None and not inclusion.empty:
       _mark_violations(ax, inclusion, g, by)
-  lines = (["inclusion check (special ⊆ general; 'beyond the bands' = the bootstrap bands "
-            "do not overlap)"] + playbook.inclusion_verdicts(inclusion, by)
-           if inclusion is not None else [])
+  lines = playbook.inclusion_verdicts(inclusion, by) if inclusion is not None else []
+  if len(lines) > 1:
+    lines.insert(0, "inclusion check (special ⊆ general; 'beyond the bands' = the bootstrap "
+                 "bands do not overlap)")
   _suptitle(fig, title or "Optimizer rankings per protocol (selection by validation)")
   for i, line in enumerate(reversed(lines)):
     fig.text(0.01, 0.005 + 0.022 * i, line, ha="left", va="bottom", fontsize=7)
   return _save(fig, path, tight=True, rect=(0, 0.03 * len(lines), 1, 1))
 
 
-def _ranking_panel(ax: Any, g: pd.DataFrame, optimizer_col: str) -> None:
+def _ranking_panel(ax: Any, g: pd.DataFrame, optimizer_col: str, metric: str) -> None:
   g = g.assign(_v=_finite(g["best_val"])).sort_values("_v", na_position="last")
   x = np.arange(len(g))
   for col, lo, hi, dx, fmt, name in (("best_val", "val_lo", "val_hi", -0.1, "o", "validation"),
@@ -267,7 +273,7 @@ def _ranking_panel(ax: Any, g: pd.DataFrame, optimizer_col: str) -> None:
     ax.errorbar(x + dx, y, yerr=err, fmt=fmt, capsize=3, label=name)
   ax.set_xticks(x)
   ax.set_xticklabels([str(o) for o in g[optimizer_col]], rotation=30, fontsize=8)
-  ax.set_ylabel("error at the selected trial")
+  ax.set_ylabel(f"{metric} at the selected trial")
   _legend(ax)
 
 
@@ -522,8 +528,22 @@ def performance_profile_plot(profile: pd.DataFrame, path: str | os.PathLike, *,
 # ------------------------------------------------------------ rankings: budgets, clocks
 
 def _colors(names: Sequence[Any]) -> dict[str, str]:
-  """One colour per submission, the same in every panel."""
-  return {str(n): f"C{i % 10}" for i, n in enumerate(sorted({str(n) for n in names}))}
+  """One colour per submission, the same in every panel (tab20 beyond 10)."""
+  unique = sorted({str(n) for n in names})
+  if len(unique) <= 10:
+    return {n: f"C{i}" for i, n in enumerate(unique)}
+  cmap = plt.get_cmap("tab20")
+  return {n: cmap(i % 20) for i, n in enumerate(unique)}
+
+
+def _figure_legend(fig: Any, colors: Mapping[str, Any]) -> float:
+  """Every submission in one legend under the panels; the height it takes (figure fraction)."""
+  handles = [plt.Line2D([], [], color=c, lw=2) for c in colors.values()]
+  width = max(len(n) for n in colors) * 0.07 + 0.6  # inches per legend column
+  ncol = max(1, min(len(handles), int(fig.get_size_inches()[0] / width)))
+  fig.legend(handles, list(colors), fontsize=7, loc="lower center", ncol=ncol, frameon=False)
+  rows = math.ceil(len(handles) / ncol)
+  return min(0.4, (0.25 + 0.17 * rows) / fig.get_size_inches()[1])
 
 
 def rank_vs_budget_plot(scores: pd.DataFrame, changes: pd.DataFrame, path: str | os.PathLike,
@@ -571,10 +591,10 @@ def rank_vs_budget_plot(scores: pd.DataFrame, changes: pd.DataFrame, path: str |
     ax.set_ylabel("rank (1 = best)")
     split = str(g["selected_on"].iloc[0]) if "selected_on" in g else "val"
     ax.set_title(label + ("" if split == "val" else f" (selected on {split})"), fontsize=9)
-    _legend(ax, loc="best")
+  bottom = _figure_legend(fig, colors)
   _suptitle(fig, title or "Ranks across training budgets (retrospective selection; "
             "stars: who moved ahead)")
-  return _save(fig, path)
+  return _save(fig, path, tight=True, rect=(0, bottom, 1, 1))
 
 
 def clock_rank_plot(table: pd.DataFrame, summary: pd.DataFrame, path: str | os.PathLike, *,
@@ -591,9 +611,11 @@ def clock_rank_plot(table: pd.DataFrame, summary: pd.DataFrame, path: str | os.P
     panels.append((None, overall.rename(columns={"submission": "sub"})))
   if not panels:
     return _empty(path, title or "Ranks by steps vs by seconds", "nothing to rank")
-  fig, axes = _grid(len(panels), ncols=4, size=(3.4, 3.2))
   names = table["submission"] if len(table) else overall["submission"]
   colors = _colors(names)
+  many = len(colors) > 12  # room for the ranks and the legend
+  fig, axes = _grid(len(panels), ncols=4 if not many else 2,
+                    size=(3.4, 3.2) if not many else (5.0, 0.16 * len(colors) + 1.5))
   info = summary.set_index("workload") if len(summary) else pd.DataFrame()
   for ax, (w, g) in zip(axes, panels):
     key = w if w is not None else summary["workload"].iloc[-1]
@@ -627,8 +649,6 @@ def clock_rank_plot(table: pd.DataFrame, summary: pd.DataFrame, path: str | os.P
     if notes:
       ax.set_xlabel(textwrap.fill("; ".join(notes), 55), fontsize=6, color=DIVERGED_COLOR)
   axes[0].set_ylabel("rank (1 = fastest to target)")
-  handles = {str(n): plt.Line2D([], [], color=c, lw=2) for n, c in colors.items()}
-  fig.legend(list(handles.values())[:MAX_LEGEND], list(handles)[:MAX_LEGEND], fontsize=7,
-             loc="lower center", ncol=min(len(handles), 4))
+  bottom = _figure_legend(fig, colors)
   _suptitle(fig, title or "Time-to-target ranks by steps vs by seconds (solid: moved)")
-  return _save(fig, path, tight=True, rect=(0, 0.08, 1, 1))
+  return _save(fig, path, tight=True, rect=(0, bottom, 1, 1))

@@ -333,7 +333,8 @@ def _rankings(ctx: Context) -> list[str]:
   ranks = ranking_table(scores, by=by).reset_index()
   pairs = inclusion_check(scores, by=by, all_pairs=True)
   verdict = playbook.inclusion_verdict(pairs)
-  path = plots.ranking_plot(scores, ctx.figure("rankings"), inclusion=pairs, by=by)
+  path = plots.ranking_plot(scores, ctx.figure("rankings"), inclusion=pairs, by=by,
+                            metric=goal_metric(t))
   show = pd.DataFrame({
       "group": _labels(scores, by), "optimizer": scores["optimizer"],
       "trials": scores["n_trials"], "diverged": scores["n_diverged"],
@@ -497,9 +498,15 @@ def _clock_rankings(ctx: Context) -> list[str]:
   return lines + md_table(table.rename(columns={"seconds_per_step": "s/step"}))
 
 
+def goal_metric(t: pd.DataFrame) -> str:
+  """The trials' goal metric ('error', 'loss'), or 'score' when they differ."""
+  goals = t["goal_metric"].dropna().unique() if "goal_metric" in t else []
+  return str(goals[0]) if len(goals) == 1 else "score"
+
+
 def score_label(t: pd.DataFrame) -> str:
-  goals = t["goal_metric"].dropna().unique()
-  return f"best val/{goals[0]}" if len(goals) == 1 else "best validation score"
+  m = goal_metric(t)
+  return f"best val/{m}" if m != "score" else "best validation score"
 
 
 def _one_setting(t: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:

@@ -10,7 +10,11 @@ which lists its studies as plain data. Re-running on the same --output_dir skips
 finished trials and reruns the ones whose process died. `--shard=i/n` runs
 trials with index % n == i, so n copies (Slurm array, Kubernetes indexed job)
 share one results directory; `--executor=processes --num_workers=k` does that
-with k local processes.
+with k local processes. Every error of the input is one `error:` line before any
+compute; an error of the environment (OSError: disk full, permissions, a lost
+mount) stops the run in one line with nothing recorded for the running trials;
+SIGINT / SIGTERM stop at the next dispatch with one line (exit 130 / 143).
+Rerunning the same command resumes in every case (README: "Faults").
 """
 from __future__ import annotations
 
@@ -121,7 +125,8 @@ def main(argv):
   except workloads.DataError as e:
     sys.exit(f"error: {e}")
   except Interrupted as e:
-    print(f"{e.name}: stopped after {sum(c['ran'] for c in done)} trials finished in this run "
+    n = sum(c["ran"] for c in done)
+    print(f"{e.name}: stopped after {n} trial{'' if n == 1 else 's'} finished in this run "
           "(all recorded); the running ones were not recorded and rerun, from their "
           "checkpoints if any, when you run the same command again", file=sys.stderr)
     sys.exit(e.code)

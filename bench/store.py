@@ -34,11 +34,14 @@ class StoreError(ValueError):
   pass
 
 
+def _host() -> str:
+  return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40]
+
+
 def _tmp_name(path: epath.Path) -> epath.Path:
   """.<name>.<host>.<pid>.<random>.tmp: who wrote it, so that a temp file left
   by a writer that died can be told from one being written (clean_stale_tmp)."""
-  host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40]
-  return path.parent / f".{path.name}.{host}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
+  return path.parent / f".{path.name}.{_host()}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
 
 
 def write_json_atomic(path: epath.PathLike, obj: Any) -> None:
@@ -183,7 +186,7 @@ def clean_stale_tmp(folder: epath.PathLike, max_age_sec: float = 86400.0) -> int
   d = epath.Path(folder)
   if "://" in str(d) or not d.is_dir():
     return 0
-  host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40]
+  host = _host()
   removed = 0
   for p in d.glob(".*.tmp"):
     parts = p.name.split(".")

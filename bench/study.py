@@ -440,8 +440,9 @@ class StudyRunner:
     pack = f", pack of {rec['pack_size']}" if rec.get("pack_size", 1) > 1 else ""
     return (f"[{self.study.study_id}] trial {rec['trial_index'] + 1}/{total} {rec['status']:8s} "
             f"{metric} {best.get(metric, float('nan')):.4g}  goal@{rec['goal_step']}  "
-            f"objective {obj if obj is not None else '-'}  ({rec['wall_time_sec']:.1f}s{pack}, "
-            f"{done}/{total} done, ETA {format_duration(eta)})")
+            f"objective {'-' if obj is None else f'{obj:.4g}'}  "
+            f"({rec['wall_time_sec']:.1f}s{pack}, {done}/{total} done, "
+            f"ETA {format_duration(eta)})")
 
   def rerun_best(self, counts: dict[str, int], t_start: float) -> None:
     extra = self.num_reruns

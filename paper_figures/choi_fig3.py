@@ -9,9 +9,9 @@ from paper_figures import common
 
 
 def make(ctx, out):
-  _, s, by = report.ranking_scores(ctx)
+  t, s, by = report.ranking_scores(ctx)
   pairs = inclusion_check(s, by=by, all_pairs=True)
-  plots.ranking_plot(s, out, inclusion=pairs, by=by)
+  plots.ranking_plot(s, out, inclusion=pairs, by=by, metric=report.goal_metric(t))
   return s[by + ["optimizer", "n_trials", "best_val", "val_lo", "val_hi", "test_at_best"]]
 
 

@@ -75,7 +75,8 @@ CHOI_LEVELS = ("lr", "lr_momentum", "all")
 def choi(optimizer: str, level: str, *, num_trials: int = 100,
          train_steps: int | None = None, eval_every: int | None = None,
          study_seed: int = 0, sampler: str = "quasi_random",
-         epsilon_range: tuple[float, float] = (1e-10, 1e10)) -> ml_collections.ConfigDict:
+         epsilon_range: tuple[float, float] = (1e-10, 1e10), metric: str = "error"
+         ) -> ml_collections.ConfigDict:
   """Choi et al. 2019, "On Empirical Comparisons of Optimizers for Deep Learning"
   (arXiv:1910.05446): the more hyperparameters are tuned, the more the rankings follow the
   inclusions SGD <= momentum <= RMSProp / Adam, SGD <= Nesterov <= NAdam. Three nested levels,
@@ -91,7 +92,8 @@ def choi(optimizer: str, level: str, *, num_trials: int = 100,
 
   Learning rate: log-uniform in [1e-4, 10] for sgd / momentum / nesterov; [1e-5, 1] for
   the adaptive methods at the first two levels and [1e-5, 100] at 'all' (a large epsilon
-  needs a large learning rate). Best trial by validation error, its test error reported.
+  needs a large learning rate). Best trial by validation `metric` (error; 'loss' for
+  language models), its test value reported.
   Ranges are generic, not the paper's per-workload refined spaces (its Appendix D).
 
   The MODERN_OPTIMIZERS (lion, signum, adopt, ademamix, muon, prodigy, schedule_free_sgd,
@@ -109,7 +111,7 @@ def choi(optimizer: str, level: str, *, num_trials: int = 100,
     space = _choi_space(optimizer, CHOI_LEVELS.index(level), epsilon_range)
   return protocol_lib.make(
       f"choi_{level}", space, sampler=sampler, num_trials=num_trials, train_steps=train_steps,
-      eval_every=eval_every, objective="best_validation", metric="error",
+      eval_every=eval_every, objective="best_validation", metric=metric,
       study_seed=study_seed,
       source=f"Choi et al. 2019 (arXiv:1910.05446): nested search space '{level}'; "
              "generic ranges ours")

@@ -251,11 +251,30 @@ MALFORMED = [  # (what, extra bench.run arguments, a word of the expected line)
 ]
 
 
+@pytest.fixture(scope="module")
+def malformed_runs(tmp_path_factory):
+  """Every malformed case's bench.run, started together (each is mostly
+  imports; one at a time they cost a minute), as (CompletedProcess, store)."""
+  def start(what, args):
+    out = tmp_path_factory.mktemp("malformed") / "store"
+    given_out = [a for a in args if a.startswith("--output_dir")]
+    cmd = [sys.executable, "-m", "bench.run", *args, *([] if given_out else
+                                                       [f"--output_dir={out}"])]
+    return cmd, out, subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
+  runs, pending = {}, list(MALFORMED)
+  while pending:  # 6 at a time: memory
+    batch, pending = pending[:6], pending[6:]
+    started = [(what, *start(what, args)) for what, args, _ in batch]
+    for what, cmd, out, proc in started:
+      stdout, stderr = proc.communicate(timeout=300)
+      runs[what] = (subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr), out)
+  return runs
+
+
 @pytest.mark.parametrize("what,args,word", MALFORMED, ids=[m[0] for m in MALFORMED])
-def test_malformed_input_is_one_line_and_writes_nothing(tmp_path, what, args, word):
-  out = tmp_path / "store"
-  given_out = [a for a in args if a.startswith("--output_dir")]
-  p = bench_run(*args, *([] if given_out else [f"--output_dir={out}"]), timeout=120)
+def test_malformed_input_is_one_line_and_writes_nothing(malformed_runs, what, args, word):
+  p, out = malformed_runs[what]
   assert one_line(p), f"{what}: {p.stderr}"
   assert p.stderr.startswith("error:") and word in p.stderr, p.stderr
   assert not out.exists()

@@ -37,6 +37,7 @@ TINY_LM = "seq_len=8,num_layers=1,model_dim=16,num_heads=2,mlp_dim=32"
 CASES = {
     "mnist1d_mlp": ("", None),
     "mnist1d_cnn": ("", None),
+    "mnist1d_large_mlp": ("", None),
     "stdlib_lm": ("seq_len=16,num_layers=1", None),
     "mnist_cnn": ("", 5_016),
     "fashion_mnist_cnn": ("", 5_016),
