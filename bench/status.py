@@ -61,13 +61,12 @@ def study_status(study_dir: str) -> StudyStatus:
                   sum(progress.budget_trials(budget)))
   times = []
   for tdir in store.trial_folders(study_dir):
-    if store.has_record(tdir):
-      if store.record_problem(tdir) is not None:  # what bench.run reruns
-        s.unreadable += 1
-        continue
-      rec = store.read_json(tdir / store.RECORD)
+    rec, why = store.read_record(tdir)
+    if rec is not None:
       setattr(s, rec["status"], getattr(s, rec["status"]) + 1)
       times.append(float(rec.get("wall_time_sec") or math.nan))
+    elif why is not None:  # what bench.run sets aside and reruns
+      s.unreadable += 1
     elif store.is_locked(tdir):
       s.running += 1
     else:

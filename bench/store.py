@@ -146,15 +146,19 @@ def has_record(trial_dir: epath.PathLike) -> bool:
   return (epath.Path(trial_dir) / RECORD).exists()
 
 
-def record_problem(trial_dir: epath.PathLike) -> str | None:
-  """Why the trial folder's record.json is not a valid record (unreadable,
-  truncated, foreign, another schema), or None if it is one. The same rule as
-  bench.status and analysis.load (analysis.record.problem)."""
+def read_record(trial_dir: epath.PathLike) -> tuple[dict[str, Any] | None, str | None]:
+  """(record, None) for a valid record.json, (None, why) for one that is not
+  (unreadable, truncated, foreign, another schema), (None, None) for none: one
+  read, by the same rule as analysis.load (analysis.record.problem)."""
+  path = epath.Path(trial_dir) / RECORD
+  if not path.exists():
+    return None, None
   try:
-    rec = read_json(epath.Path(trial_dir) / RECORD)
+    rec = read_json(path)
   except (OSError, ValueError) as e:
-    return f"unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
-  return record.problem(rec)
+    return None, f"unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+  why = record.problem(rec)
+  return (rec, None) if why is None else (None, why)
 
 
 def set_aside(trial_dir: epath.PathLike) -> epath.Path:

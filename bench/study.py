@@ -285,9 +285,8 @@ class StudyRunner:
     an invalid record counts as missing: its trial runs again)."""
     out = {}
     for d in store.trial_folders(self.dir):
-      if re.fullmatch(r"t\d{4,}", d.name) and store.has_record(d) and \
-          store.record_problem(d) is None:
-        rec = store.read_json(d / store.RECORD)
+      rec = store.read_record(d)[0] if re.fullmatch(r"t\d{4,}", d.name) else None
+      if rec is not None:
         out[int(rec["trial_index"])] = rec
     return out
 
@@ -384,12 +383,10 @@ class StudyRunner:
     """Whether the trial has a valid record. An invalid one (unreadable,
     truncated, another schema) is moved aside when `set_aside` (under the
     trial's lock), so the trial runs again."""
-    if not store.has_record(tdir):
-      return False
-    why = store.record_problem(tdir)
-    if why is None:
+    rec, why = store.read_record(tdir)
+    if rec is not None:
       return True
-    if set_aside:
+    if why is not None and set_aside:
       kept = store.set_aside(tdir)
       self.log(f"[{self.study.study_id}] {tdir.name}: invalid record ({why}), kept as "
                f"{kept.name}; the trial runs again")

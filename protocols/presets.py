@@ -155,9 +155,9 @@ def _with_schedule(space: dict[str, Any], decay: bool) -> dict[str, Any]:
   return space
 
 
-# Choi-style spaces of the recent rules. Each entry: name -> (level, spec, default) with
-# level 0 = lr, 1 = lr_momentum, 2 = all; below its level a hyperparameter is fixed at its
-# default (bench.optimizers' defaults, from the rule's paper or optax), so each level holds
+# Choi-style spaces of the recent rules (_modern_entries). Each entry: name -> (level,
+# spec) with level 0 = lr, 1 = lr_momentum, 2 = all; below its level a hyperparameter is
+# fixed at its default (bench.optimizers' defaults, from the rule's paper or optax), so each level holds
 # the previous one's point. As in Choi et al. 2019 (their Appendix D style): the learning
 # rate log-uniform over several decades at every level, the momentum-like constant
 # (momentum / beta1) at lr_momentum with 1 - x log-uniform in [1e-3, 1], second-moment

@@ -17,6 +17,7 @@ import time
 import warnings
 
 from absl import app, flags, logging
+from etils import epath
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs/demo", "Where results and the report go.")
 _NUM_TRIALS = flags.DEFINE_integer("num_trials", 32, "Trials per batch size.")
@@ -41,7 +42,7 @@ def main(argv):
   import analysis  # pylint: disable=g-import-not-at-top  (after the logging set-up)
   from analysis import report  # pylint: disable=g-import-not-at-top
   from analysis.steps_to_result import bootstrap_scaling  # pylint: disable=g-import-not-at-top
-  from bench import store, study as study_lib  # pylint: disable=g-import-not-at-top
+  from bench import store, study as study_lib, trial  # pylint: disable=g-import-not-at-top
   from protocols.experiments import batch_scaling  # pylint: disable=g-import-not-at-top
 
   config = batch_scaling.get_config("mnist1d_large_mlp,cpu")
@@ -53,21 +54,24 @@ def main(argv):
     sys.exit("error: --batch_sizes, --num_trials and --train_steps must be positive integers")
   config.num_trials = _NUM_TRIALS.value
   config.train_steps = _TRAIN_STEPS.value
-  try:
-    out = store.check_writable(_OUTPUT_DIR.value)
-  except store.StoreError as e:
-    sys.exit(f"error: {e}")
-  results = out / "results"
+  results = epath.Path(_OUTPUT_DIR.value) / "results"
   studies = study_lib.expand(config, batch_scaling)
   runners = [study_lib.StudyRunner(s, results, log=lambda line: None) for s in studies]
-  goal = runners[0].prepare(write=False)[0].workload.goal
+  try:  # every check before anything is written or computed, as bench.run does
+    prepared = [r.prepare(write=False) for r in runners]
+    out = store.check_writable(_OUTPUT_DIR.value)
+  except (trial.ConfigError, store.StoreError) as e:
+    sys.exit(f"error: {e}")
+  for r in runners:
+    r.write_metadata()
+  goal = prepared[0][0].workload.goal
   print(f"demo: batch scaling on {config.workload} (goal val/{goal.metric} < {goal.threshold}), "
         f"batch sizes {', '.join(map(str, config.batch_sizes))}, {config.num_trials} Nesterov "
         f"trials each -> {results}", flush=True)
   t0 = time.perf_counter()
-  for i, r in enumerate(runners, 1):
+  for i, (r, ps) in enumerate(zip(runners, prepared), 1):
     ts = time.perf_counter()
-    counts = r.run()
+    counts = r.run(ps)
     now = time.perf_counter()
     eta = (now - t0) / i * (len(runners) - i)
     steps, _ = batch_scaling.budget(config, r.study.scientific["batch_size"])
