@@ -20,7 +20,7 @@ _EXPORTS = {
     "Results": "load", "load": "load",
     "steps_to_result": "steps_to_result", "goal_times": "steps_to_result",
     "perfect_scaling": "steps_to_result", "scaling_regimes": "steps_to_result",
-    "bootstrap_scaling": "steps_to_result", "optimal_effective_lr": "steps_to_result",
+    "scaling_curve": "steps_to_result", "optimal_effective_lr": "steps_to_result",
     "best_under_budget": "steps_to_result",
     "best_of_k": "best_of_k", "best_of_k_bootstrap": "best_of_k",
     "best_of_k_exact": "best_of_k", "expected_best_of_k": "best_of_k",

@@ -3,7 +3,7 @@
 * boundary_check: are the best trials of a study at the edge of its search space
   (the playbook's "basic hyperparameter axis plot" question: if so, widen it)?
 * isolation: the best score per value of a scientific hyperparameter after
-  optimising away the nuisance ones (min over trials), with bootstrap bands.
+  optimising away the nuisance ones (min over trials), with order-statistic bounds.
 * trial_vs_study_variance: seed-to-seed variance of one hyperparameter point
   (trial variance) against the variance of a study's best result over
   independent studies of the same protocol and setting (study variance).
@@ -23,7 +23,9 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
+from analysis import bounds
 from analysis.best_of_k import trial_scores
 
 HP = "hp/"
@@ -39,7 +41,8 @@ DERIVED: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
         1.0 - _num(t, HP + "momentum").fillna(0.0)),
 }
 BOUNDARY_COLUMNS = ("param", "side", "scale", "low", "high", "bounds", "edge_fraction", "n_top",
-                    "n_near", "fraction", "best_near", "flagged", "message")
+                    "n_near", "fraction", "best_near", "p_crowd", "crowded", "flagged",
+                    "message")
 
 
 def _num(t: pd.DataFrame, col: str) -> pd.Series:
@@ -199,7 +202,7 @@ def _fmt(x: float) -> str:
 
 
 def _edge_row(dim: Dimension, side: str, top: pd.DataFrame, edge_fraction: float,
-              min_share: float) -> dict[str, Any]:
+              level: float) -> dict[str, Any]:
   u = to_unit(dim, dim.values.loc[top.index].to_numpy(dtype=float))
   present = np.isfinite(u)
   near = (u >= 1.0 - edge_fraction) if side == "high" else (u <= edge_fraction)
@@ -207,35 +210,42 @@ def _edge_row(dim: Dimension, side: str, top: pd.DataFrame, edge_fraction: float
   n_top, n_near = int(present.sum()), int(near.sum())
   best_near = bool(near[0]) if len(near) else False
   fraction = n_near / n_top if n_top else np.nan
-  flagged = bool(n_top) and fraction >= min_share
+  p_crowd = float(stats.binom.sf(n_near - 1, n_top, edge_fraction)) if n_top else np.nan
+  crowded = bool(n_top) and n_near >= 2 and p_crowd <= level
+  flagged = best_near
   where = f"{'top' if side == 'high' else 'bottom'} {edge_fraction:.0%}"
   msg = (f"{dim.name}: {n_near} of the {n_top} best trials"
          f"{' (the best included)' if best_near else ''} are in the {where} of the "
          f"range [{_fmt(dim.low)}, {_fmt(dim.high)}] ({dim.scale} scale, {dim.bounds} bounds)")
   if flagged:
-    msg += f" — widen the search space {'upward' if side == 'high' else 'downward'}"
+    msg += (f" — {'crowded beyond chance' if crowded else 'the best trial alone'} "
+            f"(binomial p = {p_crowd:.2g}); widen the search space "
+            f"{'upward' if side == 'high' else 'downward'}")
   return {"param": dim.name, "side": side, "scale": dim.scale, "low": dim.low,
           "high": dim.high, "bounds": dim.bounds, "edge_fraction": edge_fraction,
           "n_top": n_top, "n_near": n_near, "fraction": fraction, "best_near": best_near,
-          "flagged": flagged, "message": msg}
+          "p_crowd": p_crowd, "crowded": crowded, "flagged": flagged, "message": msg}
 
 
 def boundary_check(trials: pd.DataFrame, *, score_col: str,
                    params: Sequence[str] | None = None, top_fraction: float = 0.1,
                    min_top: int = 3, edge_fraction: float = 0.1, min_share: float = 0.5,
-                   space: Mapping[str, Any] | None = None) -> pd.DataFrame:
+                   space: Mapping[str, Any] | None = None, level: float = 0.1) -> pd.DataFrame:
   """Whether a study's best trials sit at an edge of its search space, per parameter.
 
-  Run it on one study (or trials sharing one search space). The best trials are
-  the top max(min_top, ceil(top_fraction * n)) finished ones by `score_col`. An
-  edge is the outer `edge_fraction` of the range on the parameter's scale (the
-  spec's scale and [low, high] when `space` is given, else log when positive values
-  span > 1.5 decades, and the observed min/max). An edge is flagged when at least
-  `min_share` of the best trials are in it ("the best points cluster towards the
-  edge"). The best trial alone is not enough: with several parameters, one of
-  them would be at an edge by chance in most studies (1 - 0.8^d); `best_near`
-  records it. One row per parameter and side (columns BOUNDARY_COLUMNS);
-  `message` is a one-line verdict.
+  The Playbook's rule ("a search space is suspicious if the best point sampled
+  from it is close to its boundary"; "if the best points cluster towards the
+  edge ... expand"): an edge is the outer `edge_fraction` of the range on the
+  parameter's scale (the spec's scale and [low, high] when `space` is given, else
+  log when positive values span > 1.5 decades, and the observed min/max), and a
+  side is `flagged` when the best finished trial lies in it. `crowded` adds
+  whether the top max(min_top, ceil(top_fraction * n)) trials crowd that edge
+  beyond chance: n_near of them there against Binomial(n_top, edge_fraction),
+  the count uniform sampling would give if the score did not depend on the
+  parameter, at p <= `level` (`p_crowd`). A flag alone on one of d parameters
+  happens by chance in 1 - (1 - 2 * edge_fraction)^d of studies; a crowded
+  edge rarely does. `min_share` is kept for callers and unused. One row per
+  parameter and side (columns BOUNDARY_COLUMNS); `message` is a one-line verdict.
   """
   top = top_trials(trials, score_col=score_col, top_fraction=top_fraction, min_top=min_top)
   rows = []
@@ -245,7 +255,7 @@ def boundary_check(trials: pd.DataFrame, *, score_col: str,
       if dim is None or dim.low == dim.high:
         continue
       for side in ("low", "high"):
-        rows.append(_edge_row(dim, side, top, edge_fraction, min_share))
+        rows.append(_edge_row(dim, side, top, edge_fraction, level))
   return pd.DataFrame(rows, columns=list(BOUNDARY_COLUMNS))
 
 
@@ -275,55 +285,45 @@ def bucket(values: pd.Series, bins: int) -> pd.Series:
   return pd.Series(np.where(np.isfinite(v), out, np.nan), index=values.index)
 
 
-def _quantiles(x: np.ndarray, ci: float) -> tuple[float, float, float]:
-  a = (1.0 - ci) / 2.0
-  q = np.quantile(x, [a, 0.5, 1.0 - a], method="inverted_cdf")
-  return float(q[0]), float(q[1]), float(q[2])
-
-
-def _isolation_row(s: pd.DataFrame, optimise: bool, rng: np.random.Generator,
-                   n_boot: int, ci: float) -> dict[str, Any]:
+def _isolation_row(s: pd.DataFrame, optimise: bool, ci: float) -> dict[str, Any]:
   v = s["value"].to_numpy(dtype=float)
   row: dict[str, Any] = {"n_trials": len(v), "n_diverged": int((s["status"] == "diverged").sum())}
   if len(v) == 0:
     return row
-  stat = np.min if optimise else np.median
-  row["value"] = float(stat(v))
+  row["value"] = float(np.min(v) if optimise else np.median(v))
   row["best_trial_id"] = s["trial_id"].iloc[int(np.argmin(v))] if optimise else None
-  if n_boot:
-    draws = v[rng.integers(0, len(v), size=(n_boot, len(v)))]
-    reps = draws.min(axis=1) if optimise else np.median(draws, axis=1)
-    row["lo"], row["median"], row["hi"] = _quantiles(reps, ci)
+  b = bounds.median_best_of_k(v, len(v) if optimise else 1, ci=ci)
+  row.update(lo=b.lo, hi=b.hi, sides=b.sides)
   return row
 
 
 def isolation(trials: pd.DataFrame, *, scientific: str, score_col: str,
               nuisance_optimised: bool = True, by: Sequence[str] = (),
-              bins: int | None = None, diverged: str | float = "inf", n_boot: int = 1000,
-              seed: int = 0, ci: float = 0.9) -> pd.DataFrame:
+              bins: int | None = None, diverged: str | float = "inf",
+              ci: float = 0.9) -> pd.DataFrame:
   """Score per value of a scientific hyperparameter, nuisance ones optimised away.
 
   For each value (and `by` group), the best (min) score over its trials: the
   playbook's isolation plot. With nuisance_optimised=False the median over trials
   is reported instead (what an untuned nuisance setting typically gets). `bins`
-  buckets a continuous scientific parameter into vertical slices. Bands resample
-  the value's trials with replacement. Diverged trials score +inf (policy of
+  buckets a continuous scientific parameter into vertical slices. lo / hi /
+  sides bound what a rerun of the value's trials would give, its median over
+  reruns (analysis.bounds: for the best, one-sided upper; for the median trial,
+  two-sided where n allows). Diverged trials score +inf (policy of
   analysis.best_of_k), failed ones are dropped. Columns: by..., scientific,
-  n_trials, n_diverged, value, best_trial_id, lo, median, hi.
+  n_trials, n_diverged, value, best_trial_id, lo, hi, sides.
   """
   col = resolve_column(trials, scientific)
   keys = list(by) + [col]
   t = trials.assign(**{col: bucket(trials[col], bins)}) if bins else trials
-  rng = np.random.default_rng(seed)
   rows = []
   for key, g in t.groupby(keys, sort=True, dropna=False):
     key = key if isinstance(key, tuple) else (key,)
     if pd.isna(key[-1]):
       continue
     s = trial_scores(g, score=score_col, diverged=diverged)
-    rows.append({**dict(zip(keys, key)), **_isolation_row(s, nuisance_optimised, rng,
-                                                          n_boot, ci)})
-  cols = keys + ["n_trials", "n_diverged", "value", "best_trial_id", "lo", "median", "hi"]
+    rows.append({**dict(zip(keys, key)), **_isolation_row(s, nuisance_optimised, ci)})
+  cols = keys + ["n_trials", "n_diverged", "value", "best_trial_id", "lo", "hi", "sides"]
   return pd.DataFrame(rows, columns=cols)
 
 
@@ -478,11 +478,12 @@ def inclusion_verdict(pairs: pd.DataFrame) -> str:
   if bad.empty:
     return (f"inclusion check: all {len(pairs)} pairs consistent (no general optimizer "
             "did worse than one it includes)")
-  unexplained = bad[~bad["ci_overlap"].fillna(False).astype(bool)]
+  unexplained = bad[bad["beyond_noise"].fillna(False).astype(bool)]
   names = ", ".join(sorted({f"{r.special} ⊆ {r.general}" for r in bad.itertuples()}))
   head = f"inclusion check: {len(bad)} of {len(pairs)} pairs violated ({names}); "
   if unexplained.empty:
-    return head + "none beyond the bootstrap bands: within the noise of the search"
+    return head + ("none beyond noise (tail-count permutation test, p > 0.1): within the "
+                   "noise of the search")
   beyond = ", ".join(sorted({f"{r.special} ⊆ {r.general}" for r in unexplained.itertuples()}))
-  return (head + f"{len(unexplained)} beyond the bootstrap bands ({beyond}) — the protocol "
-          "under-tunes the general optimizer there")
+  return (head + f"{len(unexplained)} beyond noise ({beyond}; tail-count permutation test, "
+          "p <= 0.1) — the protocol under-tunes the general optimizer there")

@@ -130,6 +130,14 @@ def _log(ax: Any, which: str = "x", base: float = 10) -> None:
     (ax.set_xscale if which == "x" else ax.set_yscale)("log", base=base)
 
 
+def _up_down(y: np.ndarray, g: pd.DataFrame, lo: str | None, hi: str | None) -> np.ndarray:
+  """Error-bar lengths below / above y from bound columns (an unbounded side: none)."""
+  down = y - _finite(g[lo]) if lo else np.zeros(len(y))
+  up = _finite(g[hi]) - y if hi else np.zeros(len(y))
+  err = np.vstack([down, up])
+  return np.where(np.isfinite(err), np.clip(err, 0, None), 0)
+
+
 def _log2_batches(ax: Any) -> None:
   _log(ax, "x", base=2)
 
@@ -139,11 +147,16 @@ def _log2_batches(ax: Any) -> None:
 def steps_to_result_plot(table: pd.DataFrame, path: str | os.PathLike, *,
                          estimates: pd.DataFrame | None = None, groups: Sequence[str] = (),
                          batch_col: str = "batch_size", title: str | None = None) -> str:
-  """Steps to result vs batch size (Shallue Fig. 1), with bands and regime marks.
+  """Steps to result vs batch size (Shallue Fig. 1), with bounds and regime marks.
 
-  `table` / `estimates` are bootstrap_scaling's; perfect scaling is dashed, the
-  perfect-scaling limit a dotted vertical line and the maximal useful batch size a
-  dash-dotted one (one colour per group).
+  `table` / `estimates` are scaling_curve's. Each measured point is a dot; a bar
+  up to a short tick is the one-sided 90% upper bound on a rerun's median steps
+  to result (no bar: too few trials, or unbounded: an arrow up); a batch size
+  that never reached the goal is an open triangle up at its step budget
+  ("more than this"); a goal met at the first evaluation an open triangle down.
+  Perfect scaling is dashed; the perfect-scaling limit a dotted vertical line and
+  the maximal useful batch size a dash-dotted one, each an arrow to the right
+  when censored (the grid of batch sizes ended first).
   """
   fig, ax = _single()
   est = {lab: g for lab, g in _groups(estimates, groups)} if estimates is not None else {}
@@ -151,8 +164,26 @@ def steps_to_result_plot(table: pd.DataFrame, path: str | os.PathLike, *,
     g = g.sort_values(batch_col)
     color = f"C{i % 10}"
     b = g[batch_col].to_numpy(dtype=float)
-    ax.plot(b, _finite(g["steps_to_result"]), "o-", color=color, label=label or "steps")
-    ax.fill_between(b, _finite(g["lo"]), _finite(g["hi"]), color=color, alpha=0.2, lw=0)
+    y = _finite(g["steps_to_result"])
+    exact = (g["censored"] == "").to_numpy()
+    ax.plot(b, y, "-", color=color, lw=1.2)
+    ax.plot(b[exact], y[exact], "o", color=color, label=label or "steps to result")
+    hi = pd.to_numeric(g["hi"], errors="coerce").to_numpy(dtype=float)
+    has = np.isfinite(y) & np.isfinite(hi)
+    if has.any():
+      ax.errorbar(b[has], y[has], yerr=[np.zeros(has.sum()), hi[has] - y[has]], fmt="none",
+                  ecolor=color, capsize=3, lw=1)
+    unbounded = np.isfinite(y) & np.isinf(hi)
+    if unbounded.any():
+      ax.plot(b[unbounded], y[unbounded] * 1.6, "^", color=color, ms=5, alpha=0.7)
+    le = (g["censored"] == "<=").to_numpy()
+    if le.any():
+      ax.plot(b[le], y[le], "v", mfc="none", color=color, ms=8,
+              label=f"{label} goal met at first eval (<=)".strip())
+    gt = (g["censored"] == ">").to_numpy()
+    if gt.any():
+      ax.plot(b[gt], g["budget"].to_numpy(dtype=float)[gt], "^", mfc="none", color=color,
+              ms=8, label=f"{label} not reached (> budget)".strip())
     ax.plot(b, _finite(g["perfect_steps"]), "--", color=color, lw=1,
             label=f"{label} perfect scaling".strip())
     _regime_marks(ax, est.get(label), color)
@@ -160,7 +191,8 @@ def steps_to_result_plot(table: pd.DataFrame, path: str | os.PathLike, *,
   _log(ax, "y")
   ax.set_xlabel("batch size")
   ax.set_ylabel("steps to result")
-  ax.set_title(title or "Steps to result vs batch size (bands: bootstrap over trials)")
+  ax.set_title(title or "Steps to result vs batch size\n(bars: 90% upper bound on a rerun's "
+               "median)", fontsize=10)
   _legend(ax)
   return _save(fig, path)
 
@@ -171,9 +203,16 @@ def _regime_marks(ax: Any, est: pd.DataFrame | None, color: str) -> None:
   row = est.iloc[0]
   for name, style in (("perfect_limit", ":"), ("max_useful_batch", "-.")):
     v = float(row.get(name, np.nan))
-    if np.isfinite(v):
-      ax.axvline(v, color=color, ls=style, lw=1.2, alpha=0.8,
-                 label=f"{name.replace('_', ' ')} {v:g}")
+    if not np.isfinite(v):
+      continue
+    censored = bool(row.get(f"{name}_censored", False))
+    words = name.replace("_", " ")
+    if censored:  # the grid ended first: an arrow pointing beyond it, not a line
+      ax.annotate("", xy=(v * 1.7, 0.5), xytext=(v, 0.5), xycoords=("data", "axes fraction"),
+                  arrowprops={"arrowstyle": "->", "color": color, "ls": style, "lw": 1.2})
+      ax.plot([], [], style, color=color, label=f"{words} >= {v:g} (censored)")
+    else:
+      ax.axvline(v, color=color, ls=style, lw=1.2, alpha=0.8, label=f"{words} {v:g}")
 
 
 def effective_lr_plot(table: pd.DataFrame, path: str | os.PathLike, *,
@@ -242,7 +281,7 @@ def ranking_plot(scores: pd.DataFrame, path: str | os.PathLike, *,
   """Best validation `metric` and the selected trial's test value per optimizer and protocol.
 
   `scores` is optimizer_scores'; one panel per `by` group, optimizers left to right
-  best first, bars = bootstrap bands. `inclusion` (inclusion_check, all_pairs=True)
+  best first, bars up to the one-sided 90% upper bound on a rerun's median best. `inclusion` (inclusion_check, all_pairs=True)
   gives the verdict in the caption; violated pairs are named in their panel.
   """
   panels = list(_groups(scores, by))
@@ -254,8 +293,8 @@ def ranking_plot(scores: pd.DataFrame, path: str | os.PathLike, *,
       _mark_violations(ax, inclusion, g, by)
   lines = playbook.inclusion_verdicts(inclusion, by) if inclusion is not None else []
   if len(lines) > 1:
-    lines.insert(0, "inclusion check (special ⊆ general; 'beyond the bands' = the bootstrap "
-                 "bands do not overlap)")
+    lines.insert(0, "inclusion check (special ⊆ general; 'beyond noise' = tail-count "
+                 "permutation test p <= 0.1)")
   _suptitle(fig, title or "Optimizer rankings per protocol (selection by validation)")
   for i, line in enumerate(reversed(lines)):
     fig.text(0.01, 0.005 + 0.022 * i, line, ha="left", va="bottom", fontsize=7)
@@ -265,11 +304,10 @@ def ranking_plot(scores: pd.DataFrame, path: str | os.PathLike, *,
 def _ranking_panel(ax: Any, g: pd.DataFrame, optimizer_col: str, metric: str) -> None:
   g = g.assign(_v=_finite(g["best_val"])).sort_values("_v", na_position="last")
   x = np.arange(len(g))
-  for col, lo, hi, dx, fmt, name in (("best_val", "val_lo", "val_hi", -0.1, "o", "validation"),
-                                     ("test_at_best", "test_lo", "test_hi", 0.1, "s", "test")):
+  for col, hi, dx, fmt, name in (("best_val", "val_hi", -0.1, "o", "validation"),
+                                 ("test_at_best", None, 0.1, "s", "test of that trial")):
     y = _finite(g[col])
-    err = np.vstack([y - _finite(g[lo]), _finite(g[hi]) - y]) if lo in g else None
-    err = None if err is None else np.where(np.isfinite(err), np.clip(err, 0, None), 0)
+    err = _up_down(y, g, None, hi) if hi in g else None
     ax.errorbar(x + dx, y, yerr=err, fmt=fmt, capsize=3, label=name)
   ax.set_xticks(x)
   ax.set_xticklabels([str(o) for o in g[optimizer_col]], rotation=30, fontsize=8)
@@ -330,31 +368,43 @@ def rank_change_plot(ranks: pd.DataFrame, path: str | os.PathLike, *,
 
 def best_of_k_plot(table: pd.DataFrame, path: str | os.PathLike, *,
                    by: Sequence[str] | str = "study_id", title: str | None = None) -> str:
-  """Best-of-k curves: bootstrap median and band, and the closed-form expectation.
+  """Best-of-k curves: the median best of k, its bounds, and E[best of k] where finite.
 
-  `table` is best_of_k's. The closed form (Dodge et al.) is dashed; where it is
-  infinite (a diverged trial can be all k draws) its median is drawn dotted.
+  `table` is best_of_k's. Solid: the median best of k draws from the study; shaded:
+  the two-sided 90% bounds on a rerun's median best of k where order statistics
+  give both sides; thin dashed above: the one-sided upper bound where they give
+  only that (large k). Dotted: Dodge et al.'s E[best of k], drawn only where it is
+  finite (a diverged trial makes it infinite). The legend lists what is drawn.
   """
   by = [by] if isinstance(by, str) else list(by)
   fig, ax = _single()
+  drew_upper = drew_mean = False
   for i, (label, g) in enumerate(_groups(table, by)):
     g = g.sort_values("k")
     color = f"C{i % 10}"
     k = g["k"].to_numpy(dtype=float)
-    ax.plot(k, _finite(g["median"]), "-", color=color, label=label or "bootstrap median")
-    ax.fill_between(k, _finite(g["lo"]), _finite(g["hi"]), color=color, alpha=0.15, lw=0)
-    exact = _finite(g["exact_mean"])
-    if np.isfinite(exact).any():
-      ax.plot(k, exact, "--", color=color, lw=1)
-    elif "exact_median" in g:
-      ax.plot(k, _finite(g["exact_median"]), ":", color=color, lw=1)
-  ax.plot([], [], "k--", lw=1, label="closed-form E[best of k]")
-  ax.plot([], [], "k:", lw=1, label="closed-form median (E = inf: diverged draws)")
+    ax.plot(k, _finite(g["median"]), "-", color=color, label=label or "median best of k")
+    two = (g["sides"] == "two-sided").to_numpy()
+    if two.any():
+      ax.fill_between(k, np.where(two, _finite(g["lo"]), np.nan),
+                      np.where(two, _finite(g["hi"]), np.nan), color=color, alpha=0.15, lw=0)
+    up = (g["sides"] == "upper").to_numpy()
+    if up.any():
+      ax.plot(k, np.where(up | two, _finite(g["hi"]), np.nan), "--", color=color, lw=0.8)
+      drew_upper = True
+    mean = _finite(g["mean"])
+    if np.isfinite(mean).any():
+      ax.plot(k, mean, ":", color=color, lw=1)
+      drew_mean = True
+  if drew_upper:
+    ax.plot([], [], "k--", lw=0.8, label="90% upper bound (one-sided)")
+  if drew_mean:
+    ax.plot([], [], "k:", lw=1, label="E[best of k] (closed form)")
   if len(table) and table["k"].max() > 16:
     _log(ax, "x", base=2)
-  ax.set_xlabel("k (trials drawn from the study)")
+  ax.set_xlabel("k (trials of the protocol)")
   ax.set_ylabel("best validation score of k")
-  ax.set_title(title or "Best-of-k (bands: bootstrap)")
+  ax.set_title(title or "Best-of-k (shaded: 90% bounds on a rerun's median)", fontsize=10)
   _legend(ax)
   return _save(fig, path)
 
@@ -451,9 +501,8 @@ def isolation_plot(table: pd.DataFrame, path: str | os.PathLike, *, scientific: 
     x = (g[scientific].to_numpy(dtype=float) if numeric
          else np.array([cats.index(str(v)) for v in g[scientific]], dtype=float))
     y = _finite(g["value"])
-    err = np.vstack([y - _finite(g["lo"]), _finite(g["hi"]) - y])
-    err = np.where(np.isfinite(err), np.clip(err, 0, None), 0)
-    ax.errorbar(x, y, yerr=err, fmt="o-", capsize=3, color=f"C{i % 10}", label=label or None)
+    ax.errorbar(x, y, yerr=_up_down(y, g, "lo", "hi"), fmt="o-", capsize=3,
+                color=f"C{i % 10}", label=label or None)
   if numeric and scientific.endswith("batch_size"):
     _log2_batches(ax)
   elif numeric and playbook.infer_scale("", values.to_numpy(dtype=float)) == "log":

@@ -2,12 +2,13 @@
 
 Per protocol and workload, each optimizer's study is summarised by its best
 validation score and the test score of that same trial (selection by
-validation, report test: Choi et al. 2019). Bootstrap bands resample the
-study's trials with replacement (same count) and reselect: they show how the
-outcome of re-running the study with the same budget varies (study variance).
-The bootstrap distribution of a minimum is lumpy and its lower end sits on the
-observed best, so read the bands as "how much worse could this protocol have
-come out", not as a symmetric error bar.
+validation, report test: Choi et al. 2019). The bound beside a best score is
+on the best a rerun of the study would report (same protocol, same number of
+trials): its median over reruns (analysis.bounds; an upper bound alone, since
+nothing bounds a best-of-n from below with n trials). An inclusion violation
+is "beyond noise" when an exact permutation test on the best trials
+(analysis.bounds.tail_count_pvalue) rejects "both studies draw from one
+distribution" at level 1 - ci.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis import schema
+from analysis import bounds, schema
 from analysis.best_of_k import trial_scores
 
 # Choi et al.'s inclusion chains, special ⊆ general (a general optimizer can
@@ -44,18 +45,18 @@ DEFAULT_BY = ("workload", "protocol_name")
 def optimizer_scores(trials: pd.DataFrame, *, by: Sequence[str] = DEFAULT_BY,
                      optimizer_col: str = "optimizer", score: str | None = None,
                      test: str | None = None, diverged: str | float = "inf",
-                     n_boot: int = 1000, seed: int = 0, ci: float = 0.9) -> pd.DataFrame:
-  """Best validation score and its trial's test score per optimizer, with bands.
+                     ci: float = 0.9) -> pd.DataFrame:
+  """Best validation score and its trial's test score per optimizer, with a bound.
 
   Groups are `by` + optimizer; each group should be one study (add 'study_id'
   or 'sci/<name>' to `by` when a protocol ran several studies per optimizer).
   Divergence policy as in analysis.best_of_k (default: +inf). Columns: keys,
-  n_trials, n_diverged, best_trial_id, best_val, test_at_best, val_median,
-  val_lo, val_hi, test_median, test_lo, test_hi.
+  n_trials, n_diverged, best_trial_id, best_val, test_at_best, val_lo, val_hi,
+  val_sides (analysis.bounds.median_best_of_k with k = n_trials: val_hi bounds
+  the rerun median best from above with confidence `ci`, val_lo is NaN), and
+  scores (the study's sorted scores, for inclusion_check's test).
   """
   keys = list(by) + [optimizer_col]
-  rng = np.random.default_rng(seed)
-  a = (1.0 - ci) / 2.0
   rows = []
   for key, g in trials.groupby(keys, sort=True, dropna=False):
     s = trial_scores(g, score=score, test=test, diverged=diverged)
@@ -67,17 +68,12 @@ def optimizer_scores(trials: pd.DataFrame, *, by: Sequence[str] = DEFAULT_BY,
     v, t = s["value"].to_numpy(), s["test"].to_numpy()
     order = np.argsort(v, kind="stable")
     v, t, ids = v[order], t[order], s["trial_id"].to_numpy()[order]
-    row.update(best_trial_id=ids[0], best_val=v[0], test_at_best=t[0])
-    if n_boot:
-      r = rng.integers(0, len(v), size=(n_boot, len(v))).min(axis=1)
-      qv = np.quantile(v[r], [a, 0.5, 1 - a], method="inverted_cdf")
-      qt = (np.nanquantile(t[r], [a, 0.5, 1 - a], method="inverted_cdf")
-            if (~np.isnan(t[r])).any() else [np.nan] * 3)
-      row.update(val_median=qv[1], val_lo=qv[0], val_hi=qv[2], test_median=qt[1],
-                 test_lo=qt[0], test_hi=qt[2])
+    b = bounds.median_best_of_k(v, len(v), ci=ci)
+    row.update(best_trial_id=ids[0], best_val=v[0], test_at_best=t[0], val_lo=b.lo,
+               val_hi=b.hi, val_sides=b.sides, scores=tuple(float(x) for x in v))
     rows.append(row)
   cols = keys + ["n_trials", "n_diverged", "best_trial_id", "best_val", "test_at_best",
-                 "val_median", "val_lo", "val_hi", "test_median", "test_lo", "test_hi"]
+                 "val_lo", "val_hi", "val_sides", "scores"]
   return pd.DataFrame(rows, columns=cols)
 
 
@@ -95,7 +91,7 @@ def ranking_table(scores: pd.DataFrame, *, by: Sequence[str] = DEFAULT_BY,
 
 def inclusion_check(df: pd.DataFrame, *, by: Sequence[str] = DEFAULT_BY,
                     optimizer_col: str = "optimizer", value: str = "best_val",
-                    lo: str = "val_lo", hi: str = "val_hi", tolerance: float = 0.0,
+                    tolerance: float = 0.0, level: float = 0.1,
                     inclusions: Sequence[tuple[str, str]] = INCLUSIONS,
                     all_pairs: bool = False) -> pd.DataFrame:
   """Pairs where a more general optimizer did worse than one it includes.
@@ -104,14 +100,14 @@ def inclusion_check(df: pd.DataFrame, *, by: Sequence[str] = DEFAULT_BY,
   of optimizer_scores; optimizer names are matched case-insensitively through
   schema.canonical_optimizer), gap = general - special on `value` (lower is
   better, so gap > tolerance is a violation: the protocol failed to find, for
-  the general optimizer, what the special one found). ci_overlap says whether
-  the two bootstrap bands [lo, hi] overlap; a violation without overlap is one
-  the study variance does not explain. With all_pairs=True every present pair
-  is returned with a `violated` column.
+  the general optimizer, what the special one found). tail_count is how many
+  special trials beat every general trial and p_value the chance of that many
+  or more if both studies drew from one distribution (exact; needs the
+  `scores` column); beyond_noise = violated and p_value <= `level`. With
+  all_pairs=True every present pair is returned with a `violated` column.
   """
   keys = list(by)
   d = df.assign(_opt=df[optimizer_col].map(schema.canonical_optimizer))
-  has_ci = lo in d.columns and hi in d.columns
   rows = []
   groups = d.groupby(keys, sort=True, dropna=False) if keys else [((), d)]
   for key, g in groups:
@@ -125,14 +121,18 @@ def inclusion_check(df: pd.DataFrame, *, by: Sequence[str] = DEFAULT_BY,
       with np.errstate(invalid="ignore"):
         gap = gv - sv
       violated = bool(gap > tolerance) if not np.isnan(gap) else False
-      overlap = (bool(max(s[lo], gen[lo]) <= min(s[hi], gen[hi])) if has_ci else np.nan)
+      r, p = ((bounds.tail_count_pvalue(s["scores"], gen["scores"]))
+              if "scores" in opts.columns and isinstance(s["scores"], tuple)
+              and isinstance(gen["scores"], tuple) else (np.nan, np.nan))
       relative = gap / abs(sv) if sv != 0.0 and np.isfinite(sv) else np.nan
       rows.append({**dict(zip(keys, key)), "special": special, "general": general,
                    "special_value": sv, "general_value": gv, "gap": gap, "relative_gap": relative,
-                   "ci_overlap": overlap, "violated": violated})
+                   "tail_count": r, "p_value": p,
+                   "beyond_noise": bool(violated and p <= level), "violated": violated})
   out = pd.DataFrame(rows, columns=keys + ["special", "general", "special_value",
                                            "general_value", "gap", "relative_gap",
-                                           "ci_overlap", "violated"])
+                                           "tail_count", "p_value", "beyond_noise",
+                                           "violated"])
   if not all_pairs:
     out = out[out["violated"].astype(bool)].drop(columns="violated").reset_index(drop=True)
   return out

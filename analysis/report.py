@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis import playbook
+from analysis import bounds, playbook
 from analysis import plots
 from analysis.algoperf_store import submission_labels
 from analysis.best_of_k import best_of_k
@@ -33,7 +33,8 @@ from analysis.clock_rankings import ClockRanking, clock_rankings
 from analysis.load import Results, load
 from analysis.profiles import performance_profile
 from analysis.rankings import inclusion_check, optimizer_scores, ranking_table
-from analysis.steps_to_result import best_under_budget, bootstrap_scaling, optimal_effective_lr
+from analysis.steps_to_result import (best_under_budget, describe_regime, describe_steps,
+                                      optimal_effective_lr, scaling_curve)
 
 SCORE = "score"
 REPORT = "report.md"
@@ -118,15 +119,6 @@ def md_table(df: pd.DataFrame) -> list[str]:
   return lines
 
 
-def _band(v: Any, lo: Any, hi: Any) -> str:
-  return f"{_cell(v)} [{_cell(lo)}, {_cell(hi)}]"
-
-
-def _bands(df: pd.DataFrame, v: str, lo: str, hi: str) -> list[str]:
-  """'value [lo, hi]' per row."""
-  return [_band(a, b, c) for a, b, c in zip(df[v], df[lo], df[hi])]
-
-
 def _labels(df: pd.DataFrame, keys: Sequence[str]) -> list[str]:
   """'a / b / c' per row from the key columns."""
   keys = [k for k in keys if k in df.columns]
@@ -202,30 +194,44 @@ def scaling_trials(ctx: Context) -> pd.DataFrame:
   return t
 
 
+STEPS_ESTIMAND = ("the steps to result a rerun of the study (same protocol, same number "
+                  "of trials) would give, its median over reruns")
+
+
 def _steps_to_result(ctx: Context) -> list[str]:
   t = scaling_trials(ctx)
-  boot = bootstrap_scaling(t, ctx.curves, groups=SCALING_GROUPS, n_boot=ctx.n_boot,
-                           seed=ctx.seed)
-  path = plots.steps_to_result_plot(boot.table, ctx.figure("steps_to_result"),
-                                    estimates=boot.estimates, groups=SCALING_GROUPS)
+  sc = scaling_curve(t, ctx.curves, groups=SCALING_GROUPS)
+  path = plots.steps_to_result_plot(sc.table, ctx.figure("steps_to_result"),
+                                    estimates=sc.estimates, groups=SCALING_GROUPS)
   tab = pd.DataFrame({
-      "group": _labels(boot.table, SCALING_GROUPS), "batch size": boot.table["batch_size"],
-      "steps to result [90% band]": _bands(boot.table, "steps_to_result", "lo", "hi"),
-      "perfect scaling": boot.table["perfect_steps"],
-      "P(reached)": boot.table["p_reached"], "eligible trials": boot.table["n_eligible"]})
+      "group": _labels(sc.table, SCALING_GROUPS), "batch size": sc.table["batch_size"],
+      "steps to result (90% bound)": [describe_steps(r) for r in sc.table.itertuples()],
+      "perfect scaling": sc.table["perfect_steps"],
+      "reached": [f"{r} of {e}" for r, e in zip(sc.table["n_reached"], sc.table["n_eligible"])],
+      "step budget": sc.table["budget"]})
   est = pd.DataFrame({
-      "group": _labels(boot.estimates, SCALING_GROUPS),
-      "perfect-scaling limit [band]": _bands(boot.estimates, "perfect_limit",
-                                             "perfect_limit_lo", "perfect_limit_hi"),
-      "max useful batch size [band]": _bands(boot.estimates, "max_useful_batch",
-                                             "max_useful_batch_lo", "max_useful_batch_hi"),
-      "saturation observed": boot.estimates["saturation_observed"]})
+      "group": _labels(sc.estimates, SCALING_GROUPS),
+      "perfect-scaling limit": [describe_regime(v, c) for v, c in zip(
+          sc.estimates["perfect_limit"], sc.estimates["perfect_limit_censored"])],
+      "max useful batch size": [describe_regime(v, c) for v, c in zip(
+          sc.estimates["max_useful_batch"], sc.estimates["max_useful_batch_censored"])],
+      "saturation observed": sc.estimates["saturation_observed"]})
   none = ([f"**No batch size reached its goal** ({_goals(t)})", ""]
-          if not boot.table["steps_to_result"].notna().any() else [])
+          if not sc.table["steps_to_result"].notna().any() else [])
+  censored = sc.estimates[sc.estimates["max_useful_batch_censored"].astype(bool)]
+  if len(censored):
+    none += [f"**Censored:** no saturation within the batch sizes run for "
+             f"{', '.join(_labels(censored, SCALING_GROUPS))}: the maximal useful batch size "
+             "is that value or larger.", ""]
   return (["Shallue et al.'s rule: per batch size, the first eval step at which any "
-           "non-diverged trial is strictly below the goal. Bands resample trials "
-           f"({ctx.n_boot} bootstrap replicates); inf: no resampled trial reached the goal.",
-           ""] + none + [ctx.image(path, "steps to result vs batch size"), ""] + md_table(tab)
+           "non-diverged trial is strictly below the goal. The bound in brackets is on "
+           f"{STEPS_ESTIMAND}: `(<= x)` is a one-sided 90% upper bound from order statistics "
+           "(a rerun can do better than the observed best, and nothing in n trials bounds by "
+           "how much); `> x: not reached` means no trial reached the goal within x steps; "
+           "`<= x` before a value means the goal was met at the first evaluation. Regime "
+           "estimates are points on the grid of batch sizes run; `>= b` means the grid ended "
+           "first (censored).", ""]
+          + none + [ctx.image(path, "steps to result vs batch size"), ""] + md_table(tab)
           + ["", "Scaling regimes:", ""] + md_table(est))
 
 
@@ -283,16 +289,19 @@ def best_of_k_table(ctx: Context, max_studies: int | None = None) -> pd.DataFram
   keep = sorted(sizes[sizes >= 2].index)[:max_studies]
   if not keep:
     raise NotApplicable("no study has two or more finished trials")
-  return best_of_k(t[t["study_id"].isin(keep)], by="study_id", score=SCORE, n_boot=ctx.n_boot,
-                   seed=ctx.seed)
+  return best_of_k(t[t["study_id"].isin(keep)], by="study_id", score=SCORE)
 
 
 def _best_of_k(ctx: Context) -> list[str]:
   table = best_of_k_table(ctx)
   studies = sorted(table["study_id"].unique())
-  lines = ["Distribution of the best score among k trials drawn with replacement from a "
-           "study (bands: 90% bootstrap; dashed: Dodge et al.'s closed form). Diverged trials "
-           "score +inf: they spend budget and yield nothing.", ""]
+  lines = ["The best score among k trials of each study's protocol. Line: the median best of "
+           "k draws from the study's own trials (exact, no resampling). Bounds are on the "
+           "median over reruns of the best of k trials of the protocol: `[lo, hi]` two-sided "
+           "90%, `(<= hi)` a one-sided 90% upper bound where nothing bounds the lower side "
+           "(always at k = all trials), from order statistics. Diverged trials score +inf: "
+           "they spend budget and yield nothing; E[best of k] (Dodge et al.'s closed form) is "
+           "then infinite and not drawn.", ""]
   for i in range(0, min(len(studies), BEST_OF_K_LINES * MAX_FIGURES), BEST_OF_K_LINES):
     part = table[table["study_id"].isin(studies[i:i + BEST_OF_K_LINES])]
     lines += [ctx.image(plots.best_of_k_plot(part, ctx.figure(f"best_of_k_{i}")),
@@ -303,8 +312,9 @@ def _best_of_k(ctx: Context) -> list[str]:
     for k in sorted({1, max(1, n // 2), n}):
       r = g[g["k"] == k].iloc[0]
       rows.append({"study": sid, "trials": n, "diverged": int(r["n_diverged"]), "k": k,
-                   "median best [band]": _band(r["median"], r["lo"], r["hi"]),
-                   "E[best] closed form": r["exact_mean"], "P(inf)": r["p_inf"],
+                   "median best (90% bound)": bounds.describe(
+                       r["median"], bounds.Bound(r["lo"], r["hi"], r["sides"]), fmt=_cell),
+                   "E[best] closed form": r["mean"], "P(inf)": r["p_inf"],
                    "test of selected (median)": r["test_median"]})
   return lines + md_table(pd.DataFrame(rows))
 
@@ -325,7 +335,7 @@ def ranking_scores(ctx: Context) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]
   t = t[n_opt >= 2]
   if t.empty:
     raise NotApplicable("no workload/protocol was run with more than one optimizer")
-  return t, optimizer_scores(t, by=by, score=SCORE, n_boot=ctx.n_boot, seed=ctx.seed), by
+  return t, optimizer_scores(t, by=by, score=SCORE), by
 
 
 def _rankings(ctx: Context) -> list[str]:
@@ -338,12 +348,18 @@ def _rankings(ctx: Context) -> list[str]:
   show = pd.DataFrame({
       "group": _labels(scores, by), "optimizer": scores["optimizer"],
       "trials": scores["n_trials"], "diverged": scores["n_diverged"],
-      "best val [band]": _bands(scores, "best_val", "val_lo", "val_hi"),
-      "test at best [band]": _bands(scores, "test_at_best", "test_lo", "test_hi")})
+      "best val (90% bound)": [bounds.describe(v, bounds.Bound(lo, hi, sd), fmt=_cell)
+                               for v, lo, hi, sd in zip(scores["best_val"], scores["val_lo"],
+                                                        scores["val_hi"], scores["val_sides"])],
+      "test at best": scores["test_at_best"]})
   per_study = t.groupby(by + ["optimizer"], dropna=False)["study_id"].nunique()
   lines = ["Per protocol, each optimizer's best validation score and the test score of that "
-           "trial (Choi et al.: selection by validation, report test). Bands resample the "
-           "study's trials (study variance).", "", f"**{verdict}**", ""]
+           "trial (Choi et al.: selection by validation, report test). `(<= x)`: one-sided "
+           "90% upper bound on the best a rerun of the study would report (its median over "
+           "reruns), from order statistics. An inclusion violation (a general optimizer worse "
+           "than one it includes) is beyond noise when an exact permutation test on the best "
+           "trials (how many special trials beat every general one) gives p <= 0.1.", "",
+           f"**{verdict}**", ""]
   per_group = playbook.inclusion_verdicts(pairs, by)
   if len(per_group) > 1:
     lines += [f"- {text(v)}" for v in per_group] + [""]
@@ -353,7 +369,7 @@ def _rankings(ctx: Context) -> list[str]:
   lines += ["", "Ranks (1 = best):", ""] + md_table(ranks)
   if not pairs.empty:
     lines += ["", "Inclusion pairs (special ⊆ general; gap = general − special):", ""]
-    lines += md_table(pairs)
+    lines += md_table(pairs.drop(columns=["relative_gap"]))
   return lines
 
 
@@ -541,13 +557,16 @@ def _axis_plots(ctx: Context) -> list[str]:
                            ylabel=score_label(g))
     figures += [f"{ctx.image(path, f'axis plot {sid}')}", ""]
   n_params = sum(bc["param"].nunique() for *_, bc in checked)
-  lines = [f"Checked {len(checked)} studies ({n_params} study-parameter pairs): the best "
-           "max(3, 10%) finished trials against the outer 10% of each searched range "
-           "(search-space bounds from study.json when known, else the observed range).", ""]
+  lines = [f"Checked {len(checked)} studies ({n_params} study-parameter pairs) by the "
+           "Playbook's rule: a search space is suspicious when its best trial lies in the "
+           "outer 10% of a searched range (search-space bounds from study.json when known, "
+           "else the observed range); 'crowded beyond chance' when the best max(3, 10%) "
+           "trials are there more often than uniform sampling would put them (binomial "
+           "p <= 0.1).", ""]
   if flagged:
     lines += [f"**Boundary warnings ({len(flagged)}):**", ""] + md_table(pd.DataFrame(flagged))
   else:
-    lines += ["No study has its best trials at a search-space edge."]
+    lines += ["No study has its best trial in the outer 10% of a searched range."]
   if len(checked) > MAX_FIGURES:
     lines += ["", f"Figures for {MAX_FIGURES} of {len(checked)} studies (flagged first)."]
   return lines + [""] + figures
@@ -559,16 +578,17 @@ def _isolation(ctx: Context) -> list[str]:
   if not sci:
     raise NotApplicable("no scientific hyperparameter (sci/*) varies across studies")
   lines = ["Best score per value of each scientific hyperparameter, nuisance "
-           "hyperparameters optimised away (min over that value's trials); bands resample "
-           "the trials.", ""]
+           "hyperparameters optimised away (min over that value's trials); `(<= x)`: one-sided "
+           "90% upper bound on the best a rerun would give (its median over reruns).", ""]
   for col in sci:
     own = "optimizer" if col == "sci/optimizer" else None
     by = [c for c in varying(t, ["workload", "optimizer", "protocol_name"]) if c != own]
-    tab = playbook.isolation(t, scientific=col, score_col=SCORE, by=by, n_boot=ctx.n_boot,
-                             seed=ctx.seed)
+    tab = playbook.isolation(t, scientific=col, score_col=SCORE, by=by)
     path = plots.isolation_plot(tab, ctx.figure(f"isolation_{col}"), scientific=col, by=by)
     show = tab[by + [col, "n_trials", "n_diverged"]].assign(**{
-        "best [band]": _bands(tab, "value", "lo", "hi"),
+        "best (90% bound)": [bounds.describe(v, bounds.Bound(lo, hi, sd), fmt=_cell)
+                             for v, lo, hi, sd in zip(tab["value"], tab["lo"], tab["hi"],
+                                                      tab["sides"])],
         "best trial": tab["best_trial_id"]})
     lines += [f"**{col}**", "", ctx.image(path, f"isolation {col}"), ""] + md_table(show)
     lines += [""]
@@ -713,7 +733,8 @@ def _define_flags() -> None:
                       "folder of <study_id>/study.json and <study_id>/<trial>/record.json).")
   flags.DEFINE_string("out", None, "Output folder for report.md and figures/ (created if "
                       "missing; keep it outside --results_dir).")
-  flags.DEFINE_integer("n_boot", 1000, "Bootstrap replicates behind every band.")
+  flags.DEFINE_integer("n_boot", 1000, "Bootstrap replicates behind the rank bands across "
+                       "training budgets (every other bound is exact, from order statistics).")
   flags.DEFINE_integer("k_curves", 3, "Best trials per study whose training curves are drawn.")
   flags.DEFINE_integer("seed", 0, "Seed of the bootstrap resampling.")
   flags.mark_flags_as_required(["results_dir", "out"])

@@ -17,10 +17,10 @@ goal was not reached), anchored at the smallest batch size b0 that reached it:
                       where the curve saturates (maximal data parallelism).
                       `saturation_observed` is False when no larger batch size
                       reached the goal, i.e. the grid ends before saturation shows.
-Bootstrap bands resample trials with replacement within each batch size and
-recompute everything; percentiles use the inverted-CDF definition so that bands
-are attained values (eval steps, grid batch sizes); inf in a band means that in
-that share of replicates no resampled trial reached the goal.
+scaling_curve bounds each batch size's steps to result with order statistics
+(analysis.bounds: what a rerun of the study would give, its median; one-sided,
+because a best-of-n cannot be bounded from below from n trials) and marks every
+value at the edge of what was run as censored.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis import schema
+from analysis import bounds, schema
 
 ELIGIBLE = ("ok",)
 
@@ -160,38 +160,52 @@ def scaling_regimes(batch_sizes: Sequence[float], steps: Sequence[float], *,
   return out
 
 
-class ScalingBootstrap(NamedTuple):
-  """Bootstrap of a batch-size scaling study."""
-  table: pd.DataFrame      # per group and batch size: point, perfect, median, lo, hi, p_reached
-  estimates: pd.DataFrame  # per group: perfect_limit, max_useful_batch (point, median, lo, hi)
-  replicates: pd.DataFrame  # long: group keys, replicate, batch size, steps
+class Scaling(NamedTuple):
+  """Steps to result per batch size with bounds, and the scaling-regime estimates."""
+  table: pd.DataFrame      # per group and batch size (columns in scaling_curve's docstring)
+  estimates: pd.DataFrame  # per group: perfect_limit, max_useful_batch and their censoring
 
 
-def _quantiles(x: np.ndarray, ci: float, axis: int = 0) -> tuple[np.ndarray, ...]:
-  a = (1.0 - ci) / 2.0
-  q = np.nanquantile(x, [a, 0.5, 1.0 - a], axis=axis, method="inverted_cdf")
-  return q[0], q[1], q[2]
+def _budget_steps(curves: pd.DataFrame, trial_ids: Sequence[str]) -> tuple[float, float]:
+  """(first, last) evaluation step among these trials' curves (NaN if none)."""
+  steps = pd.to_numeric(curves.loc[curves["trial_id"].isin(trial_ids), "step"],
+                        errors="coerce").dropna()
+  steps = steps[steps > 0]
+  return (float(steps.min()), float(steps.max())) if len(steps) else (np.nan, np.nan)
 
 
-def bootstrap_scaling(trials: pd.DataFrame, curves: pd.DataFrame, *,
-                      batch_col: str = "batch_size", groups: Sequence[str] = (),
-                      metric: str | None = None, threshold: float | None = None,
-                      strict: bool = True, statuses: Sequence[str] = ELIGIBLE,
-                      n_boot: int = 1000, seed: int = 0, ci: float = 0.9,
-                      max_ratio: float = 1.5, min_gain: float = 0.1) -> ScalingBootstrap:
-  """Steps to result per batch size with bootstrap bands, and the regime estimates.
+def scaling_curve(trials: pd.DataFrame, curves: pd.DataFrame, *,
+                  batch_col: str = "batch_size", groups: Sequence[str] = (),
+                  metric: str | None = None, threshold: float | None = None,
+                  strict: bool = True, statuses: Sequence[str] = ELIGIBLE, ci: float = 0.9,
+                  max_ratio: float = 1.5, min_gain: float = 0.1) -> Scaling:
+  """Steps to result per batch size with order-statistic bounds, and the regimes.
 
-  Within each scaling curve (one per `groups` key, e.g. workload and optimizer)
-  and each batch size, the eligible trials are resampled with replacement
-  (same count) `n_boot` times; the study minimum, the perfect-scaling limit and
-  the maximal useful batch size are recomputed on every replicate.
+  Estimand of the bounds (analysis.bounds): the steps to result a rerun of the
+  study (same protocol, same number of trials) would give, its median over
+  reruns. The observed steps to result is a median-unbiased estimate of it; `hi`
+  bounds it from above with confidence `ci` (one-sided: `sides` is 'upper' and
+  `lo` NaN, since with n trials nothing bounds a best-of-n from below without a
+  model of the tail).
+
+  Table columns: group keys, batch size, steps_to_result (NaN: not reached), lo,
+  hi, sides, censored ('<=' when reached at the first evaluation, so the goal
+  step is at most that; '>' when no trial reached the goal within the budget,
+  then steps_to_result is NaN and the budget says the most steps run), budget
+  (the last evaluation step run), first_eval, perfect_steps, n_eligible,
+  n_reached. Estimates: perfect_limit and max_useful_batch (module docstring),
+  each with a `_censored` flag: True when the value is the largest batch size
+  run where the regime had not ended (perfect limit) or no saturation was seen
+  (maximal useful batch size), i.e. the truth is that value or larger. They
+  are point estimates on the grid of batch sizes run, without an interval: with
+  only an upper bound per batch size no calibrated interval of a ratio of steps
+  exists, and a bootstrap one would be built on the minimum's bias.
   """
-  rng = np.random.default_rng(seed)
   groups = list(groups)
   steps = goal_times(trials, curves, metric=metric, threshold=threshold, strict=strict)
   t = trials.assign(_goal=trials["trial_id"].map(steps).to_numpy(dtype=float))
   t = t[_eligible(t, statuses)]
-  table_rows, est_rows, rep_frames = [], [], []
+  table_rows, est_rows = [], []
   curve_iter = trials.groupby(groups, sort=True, dropna=False) if groups else [((), trials)]
   for gkey, gall in curve_iter:
     gkey = gkey if isinstance(gkey, tuple) else (gkey,)
@@ -201,52 +215,59 @@ def bootstrap_scaling(trials: pd.DataFrame, curves: pd.DataFrame, *,
     if len(batches) == 0:
       continue
     point = np.full(len(batches), np.inf)
-    reps = np.full((n_boot, len(batches)), np.inf)
-    n_elig = np.zeros(len(batches), dtype=int)
+    rows = []
     for i, bsz in enumerate(batches):
-      g = sel.loc[sel[batch_col] == bsz, "_goal"].to_numpy(dtype=float)
+      at = sel[sel[batch_col] == bsz]
+      g = at["_goal"].to_numpy(dtype=float)
       g = np.where(np.isfinite(g), g, np.inf)
-      n_elig[i] = len(g)
-      if len(g) == 0:
-        continue
-      point[i] = g.min()
-      idx = rng.integers(0, len(g), size=(n_boot, len(g)))
-      reps[:, i] = g[idx].min(axis=1)
+      first, last = _budget_steps(curves, at["trial_id"])
+      b = bounds.median_best_of_k(g, max(len(g), 1), ci=ci)
+      if len(g):
+        point[i] = g.min()
+      censored = ""
+      if not np.isfinite(point[i]):
+        censored = ">"
+      elif point[i] <= first:
+        censored = "<="
+      rows.append({**gdict, batch_col: bsz,
+                   "steps_to_result": point[i] if np.isfinite(point[i]) else np.nan,
+                   "lo": b.lo, "hi": b.hi, "sides": b.sides, "censored": censored,
+                   "budget": last, "first_eval": first, "n_eligible": len(g),
+                   "n_reached": int(np.isfinite(g).sum())})
     perfect = perfect_scaling(batches, np.where(np.isfinite(point), point, np.nan))
-    lo, med, hi = _quantiles(reps, ci) if n_boot else (np.nan,) * 3
-    for i, bsz in enumerate(batches):
-      table_rows.append({**gdict, batch_col: bsz,
-                         "steps_to_result": point[i] if np.isfinite(point[i]) else np.nan,
-                         "perfect_steps": perfect[i], "median": med[i], "lo": lo[i], "hi": hi[i],
-                         "p_reached": float(np.isfinite(reps[:, i]).mean()) if n_boot else np.nan,
-                         "n_eligible": n_elig[i]})
+    for r, p in zip(rows, perfect):
+      r["perfect_steps"] = p
+    table_rows += rows
     est = scaling_regimes(batches, point, max_ratio=max_ratio, min_gain=min_gain)
-    rep_est = [scaling_regimes(batches, r, max_ratio=max_ratio, min_gain=min_gain) for r in reps]
-    row = {**gdict}
-    for name in ("perfect_limit", "max_useful_batch"):
-      vals = np.array([r[name] for r in rep_est], dtype=float)
-      l, m, h = (_quantiles(vals, ci) if np.isfinite(vals).any() else (np.nan,) * 3)
-      row.update({name: est[name], f"{name}_median": float(m), f"{name}_lo": float(l),
-                  f"{name}_hi": float(h)})
-    row["saturation_observed"] = est["saturation_observed"]
-    row["p_saturation_observed"] = float(np.mean([r["saturation_observed"] for r in rep_est])
-                                         ) if n_boot else np.nan
-    est_rows.append(row)
-    if n_boot:
-      rep = pd.DataFrame({"replicate": np.repeat(np.arange(n_boot), len(batches)),
-                          batch_col: np.tile(batches, n_boot), "steps": reps.ravel()})
-      for k, v in gdict.items():
-        rep.insert(0, k, v)
-      rep_frames.append(rep)
-  replicates = (pd.concat(rep_frames, ignore_index=True) if rep_frames
-                else pd.DataFrame(columns=groups + ["replicate", batch_col, "steps"]))
-  table_cols = groups + [batch_col, "steps_to_result", "perfect_steps", "median", "lo", "hi",
-                         "p_reached", "n_eligible"]
-  est_cols = groups + [f"{n}{s}" for n in ("perfect_limit", "max_useful_batch")
-                       for s in ("", "_median", "_lo", "_hi")]
-  est_cols += ["saturation_observed", "p_saturation_observed"]
-  return ScalingBootstrap(pd.DataFrame(table_rows, columns=table_cols),
-                          pd.DataFrame(est_rows, columns=est_cols), replicates)
+    est_rows.append({**gdict, "perfect_limit": est["perfect_limit"],
+                     "perfect_limit_censored": bool(est["perfect_limit"] == batches[-1]),
+                     "max_useful_batch": est["max_useful_batch"],
+                     "max_useful_batch_censored": bool(np.isfinite(est["max_useful_batch"])
+                                                       and not est["saturation_observed"]),
+                     "saturation_observed": est["saturation_observed"],
+                     "largest_batch": float(batches[-1])})
+  table_cols = groups + [batch_col, "steps_to_result", "lo", "hi", "sides", "censored",
+                         "budget", "first_eval", "perfect_steps", "n_eligible", "n_reached"]
+  est_cols = groups + ["perfect_limit", "perfect_limit_censored", "max_useful_batch",
+                       "max_useful_batch_censored", "saturation_observed", "largest_batch"]
+  return Scaling(pd.DataFrame(table_rows, columns=table_cols),
+                 pd.DataFrame(est_rows, columns=est_cols))
+
+
+def describe_steps(row) -> str:
+  """One table cell for a scaling_curve row: '2,200 (<= 3,600)', '<= 60 (<= 120)',
+  '> 500: not reached'."""
+  if row.censored == ">":
+    return f"> {bounds.fmt_steps(row.budget)}: not reached"
+  text = bounds.describe(row.steps_to_result, bounds.Bound(row.lo, row.hi, row.sides))
+  return f"<= {text}" if row.censored == "<=" else text
+
+
+def describe_regime(value: float, censored: bool) -> str:
+  """'256', '>= 1,024' (censored: the grid ended first) or '–'."""
+  if not np.isfinite(value):
+    return "–"
+  return f">= {bounds.fmt_steps(value)}" if censored else bounds.fmt_steps(value)
 
 
 def optimal_effective_lr(trials: pd.DataFrame, curves: pd.DataFrame, *,
@@ -284,7 +305,9 @@ def best_under_budget(trials: pd.DataFrame, curves: pd.DataFrame, *,
   metric (default val/<goal metric>) over eligible trials' evals with
   step <= B (unit 'steps'), step * batch_size / num_train_examples <= B
   ('epochs'), or step * batch_size <= B ('examples'). `budgets` defaults to all
-  budget values at which some eval happened. Columns: keys, budget, best.
+  budget values at which some eval happened. A budget beyond a group's last
+  evaluation is NaN for that group (it did not run that long). Columns: keys,
+  budget, best.
   """
   keys = _keys(by)
   if unit not in ("steps", "epochs", "examples"):
@@ -315,8 +338,11 @@ def best_under_budget(trials: pd.DataFrame, curves: pd.DataFrame, *,
     g = g.dropna(subset=["_x"]).sort_values("_x", kind="stable")
     y = np.where(np.isfinite(g["_y"].to_numpy()), g["_y"].to_numpy(), np.nan)
     cummin = np.fmin.accumulate(y) if len(y) else y
-    idx = np.searchsorted(g["_x"].to_numpy(), budgets, side="right") - 1
+    xs = g["_x"].to_numpy()
+    idx = np.searchsorted(xs, budgets, side="right") - 1
     best = np.where(idx >= 0, cummin[np.clip(idx, 0, None)] if len(y) else np.nan, np.nan)
+    # A group's curve stops at its own last evaluation: beyond it nothing ran.
+    best = np.where(budgets <= (xs.max() if len(xs) else -np.inf), best, np.nan)
     rows.append(pd.DataFrame({**dict(zip(keys, key)), "budget": budgets, "best": best}))
   if not rows:
     return pd.DataFrame(columns=keys + ["budget", "best"])

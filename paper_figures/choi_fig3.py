@@ -1,8 +1,9 @@
 """Choi et al. 2019, Fig. 3: tuning more hyperparameters removes differences.
 
 One panel per protocol (search space): each optimizer's best validation error
-and the test error of that trial, with bootstrap bands, and the inclusion
-check's verdict (a more general optimizer should be no worse)."""
+and the test error of that trial, with the one-sided 90% upper bound on a
+rerun's median best, and the inclusion check's verdict (a more general optimizer
+should be no worse; beyond noise by a tail-count permutation test)."""
 from analysis import plots, report
 from analysis.rankings import inclusion_check
 from paper_figures import common
@@ -12,7 +13,7 @@ def make(ctx, out):
   t, s, by = report.ranking_scores(ctx)
   pairs = inclusion_check(s, by=by, all_pairs=True)
   plots.ranking_plot(s, out, inclusion=pairs, by=by, metric=report.goal_metric(t))
-  return s[by + ["optimizer", "n_trials", "best_val", "val_lo", "val_hi", "test_at_best"]]
+  return s[by + ["optimizer", "n_trials", "best_val", "val_hi", "val_sides", "test_at_best"]]
 
 
 if __name__ == "__main__":

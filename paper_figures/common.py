@@ -26,7 +26,8 @@ def run(make: Figure, doc: str) -> None:
   """Define the flags, then call make(ctx, out_path) under absl."""
   flags.DEFINE_string("results_dir", None, "Results directory (bench output or imported runs).")
   flags.DEFINE_string("out", None, "PNG file to write (its folder is created).")
-  flags.DEFINE_integer("n_boot", 1000, "Bootstrap replicates behind every band.")
+  flags.DEFINE_integer("n_boot", 1000, "Bootstrap replicates behind the rank bands across "
+                       "training budgets (every other bound is exact, from order statistics).")
   flags.DEFINE_integer("seed", 0, "Seed of the bootstrap resampling.")
   flags.mark_flags_as_required(["results_dir", "out"])
 
@@ -99,7 +100,8 @@ def _define_source_flags() -> None:
                     "(comma-separated; --algoperf_logs only).")
   flags.DEFINE_string("out", None, "PNG file to write (its folder is created).")
   flags.DEFINE_string("csv", None, "Also write the full table behind the figure to this CSV.")
-  flags.DEFINE_integer("n_boot", 1000, "Bootstrap replicates behind every band.")
+  flags.DEFINE_integer("n_boot", 1000, "Bootstrap replicates behind the rank bands across "
+                       "training budgets (every other bound is exact, from order statistics).")
   flags.DEFINE_integer("seed", 0, "Seed of the bootstrap resampling.")
 
 

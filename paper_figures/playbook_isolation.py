@@ -1,6 +1,7 @@
 """Tuning playbook: isolation plot. Best score per value of a scientific
 hyperparameter (--scientific, default: the first that varies), nuisance
-hyperparameters optimised away, bootstrap bands."""
+hyperparameters optimised away, one-sided 90% upper bounds on a rerun's median
+best (order statistics)."""
 from absl import flags
 
 from analysis import playbook, plots, report
@@ -17,8 +18,7 @@ def make(ctx, out):
     raise report.NotApplicable("no scientific hyperparameter varies (give --scientific)")
   own = "optimizer" if col == "sci/optimizer" else None
   by = [c for c in report.varying(t, ["workload", "optimizer", "protocol_name"]) if c != own]
-  tab = playbook.isolation(t, scientific=col, score_col=report.SCORE, by=by, n_boot=ctx.n_boot,
-                           seed=ctx.seed)
+  tab = playbook.isolation(t, scientific=col, score_col=report.SCORE, by=by)
   plots.isolation_plot(tab, out, scientific=col, by=by)
   return tab
 

@@ -1,20 +1,22 @@
 """Shallue et al. 2018, Fig. 1: steps to result vs batch size, with perfect scaling.
 
-Bands: bootstrap over trials; vertical lines: where scaling leaves the perfect
-regime and the maximal useful batch size (analysis.steps_to_result).
+Bars: one-sided 90% upper bounds on a rerun's median steps to result (order
+statistics); censored values (not reached, goal met at the first eval, a regime
+that ends beyond the largest batch size) drawn as open markers and arrows;
+vertical lines: where scaling leaves the perfect regime and the maximal useful
+batch size (analysis.steps_to_result).
 """
 from analysis import plots, report
-from analysis.steps_to_result import bootstrap_scaling
+from analysis.steps_to_result import scaling_curve
 from paper_figures import common
 
 
 def make(ctx, out):
   t = report.scaling_trials(ctx)
-  boot = bootstrap_scaling(t, ctx.curves, groups=report.SCALING_GROUPS, n_boot=ctx.n_boot,
-                           seed=ctx.seed)
-  plots.steps_to_result_plot(boot.table, out, estimates=boot.estimates,
+  sc = scaling_curve(t, ctx.curves, groups=report.SCALING_GROUPS)
+  plots.steps_to_result_plot(sc.table, out, estimates=sc.estimates,
                              groups=report.SCALING_GROUPS)
-  return boot.table.merge(boot.estimates, on=report.SCALING_GROUPS, how="left")
+  return sc.table.merge(sc.estimates, on=report.SCALING_GROUPS, how="left")
 
 
 if __name__ == "__main__":

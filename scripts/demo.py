@@ -5,13 +5,13 @@ Runs `protocols/experiments/batch_scaling.py` on the embedded MNIST-1D MLP
 from 16 to 1024 x 32 quasi-random Nesterov trials, each with the cpu scale's
 budget rule (128,000 examples, 500 to 16,000 steps), about 2 minutes on 2 CPU
 cores. Prints one line per study with an ETA, then steps to result per batch
-size with 90% bootstrap bands over trials and the scaling-regime estimates,
-and writes the analysis report with its figures. Re-running resumes / reuses
-finished trials.
+size with a one-sided 90% upper bound on what a rerun would give (its median;
+analysis.bounds), the scaling-regime estimates with every censored value
+marked, and writes the analysis report with its figures. Re-running resumes /
+reuses finished trials.
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
 import warnings
@@ -24,15 +24,6 @@ _NUM_TRIALS = flags.DEFINE_integer("num_trials", 32, "Trials per batch size.")
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["16", "64", "256", "1024"], "Batch sizes.")
 _TRAIN_STEPS = flags.DEFINE_integer("train_steps", 16000,
                                     "Most steps a trial gets (the budget rule's cap).")
-_N_BOOT = flags.DEFINE_integer("n_boot", 1000, "Bootstrap replicates of the bands.")
-
-
-def _steps(x: float) -> str:
-  return "–" if not math.isfinite(x) else f"{int(round(x)):,}"
-
-
-def _band(lo: float, hi: float) -> str:
-  return f"[{_steps(lo)}, {_steps(hi) if math.isfinite(hi) else 'inf'}]"
 
 
 def main(argv):
@@ -41,7 +32,8 @@ def main(argv):
   warnings.filterwarnings("ignore", category=DeprecationWarning)
   import analysis  # pylint: disable=g-import-not-at-top  (after the logging set-up)
   from analysis import report  # pylint: disable=g-import-not-at-top
-  from analysis.steps_to_result import bootstrap_scaling  # pylint: disable=g-import-not-at-top
+  from analysis.steps_to_result import (  # pylint: disable=g-import-not-at-top
+      describe_regime, describe_steps, scaling_curve)
   from bench import store, study as study_lib, trial  # pylint: disable=g-import-not-at-top
   from protocols.experiments import batch_scaling  # pylint: disable=g-import-not-at-top
 
@@ -82,21 +74,22 @@ def main(argv):
   print(f"trained in {time.perf_counter() - t0:.0f}s", flush=True)
 
   res = analysis.load(str(results))
-  boot = bootstrap_scaling(res.trials, res.curves, n_boot=_N_BOOT.value)
-  print(f"\nsteps to result (first eval with val/{goal.metric} < {goal.threshold}), "
-        "90% bootstrap band over trials:")
-  print(f"{'batch size':>10}  {'steps':>6}  {'band':>16}  reached")
-  reached = analysis.steps_to_result(res.trials, res.curves, by="batch_size")
-  n_reached = dict(zip(reached["batch_size"], reached["n_reached"]))
-  for row in boot.table.itertuples():
-    print(f"{int(row.batch_size):>10}  {_steps(row.steps_to_result):>6}  "
-          f"{_band(row.lo, row.hi):>16}  {int(n_reached.get(row.batch_size, 0))}/"
-          f"{int(row.n_eligible)} non-diverged")
-  if len(boot.estimates):
-    e = boot.estimates.iloc[0]
-    print(f"perfect scaling up to batch {_steps(e.perfect_limit)} "
-          f"{_band(e.perfect_limit_lo, e.perfect_limit_hi)}; maximal useful batch size "
-          f"{_steps(e.max_useful_batch)} {_band(e.max_useful_batch_lo, e.max_useful_batch_hi)}")
+  sc = scaling_curve(res.trials, res.curves)
+  print(f"\nsteps to result (first eval with val/{goal.metric} < {goal.threshold}); in "
+        "brackets a one-sided 90% upper bound\non what a rerun of the study would give "
+        "(same protocol and number of trials; its median over reruns):")
+  print(f"{'batch size':>10}  {'steps to result':<24}  reached")
+  for row in sc.table.itertuples():
+    print(f"{int(row.batch_size):>10}  {describe_steps(row):<24}  {row.n_reached}/"
+          f"{row.n_eligible} non-diverged")
+  if len(sc.estimates):
+    e = sc.estimates.iloc[0]
+    limit = describe_regime(e.perfect_limit, e.perfect_limit_censored)
+    useful = describe_regime(e.max_useful_batch, e.max_useful_batch_censored)
+    print(f"perfect scaling up to batch {limit}"
+          f"{' (censored: still perfect at the largest batch size run)' if e.perfect_limit_censored else ''}; "
+          f"maximal useful batch size {useful}"
+          f"{': no saturation within the batch sizes run (censored)' if e.max_useful_batch_censored else ''}")
   path = report.write_report(str(results), str(out / "report"))
   print(f"\nreport: {path}")
 

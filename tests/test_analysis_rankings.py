@@ -35,15 +35,18 @@ def test_inclusions_are_choi_et_al():
 def test_scores_and_ranking():
   trials = _trials({"sgd": _spread(0.10), "momentum": _spread(0.08),
                     "adam": [(0.05, 0.07, "ok"), (0.01, 0.2, "diverged")] + _spread(0.06)})
-  scores = analysis.optimizer_scores(trials, n_boot=500, seed=0).set_index("optimizer")
+  scores = analysis.optimizer_scores(trials).set_index("optimizer")
   assert scores.loc["sgd", "best_val"] == pytest.approx(0.10)
   assert scores.loc["sgd", "test_at_best"] == pytest.approx(0.11)
   # The diverged adam trial (val 0.01) does not count; the 0.05 one is selected.
   assert scores.loc["adam", "best_val"] == pytest.approx(0.05)
   assert scores.loc["adam", "test_at_best"] == pytest.approx(0.07)
   assert scores.loc["adam", "n_diverged"] == 1
-  assert (scores["val_lo"] <= scores["best_val"]).all()
-  assert (scores["best_val"] <= scores["val_hi"]).all()
+  # 8 trials: one-sided, the third best bounds the rerun median best (P(Bin(8, .083) <= 2)
+  # = 0.98 >= 0.9 > P(<= 1) = 0.86); adam's 9 trials include a diverged one (+inf, last).
+  assert (scores["val_sides"] == "upper").all() and scores["val_lo"].isna().all()
+  assert scores.loc["sgd", "val_hi"] == pytest.approx(0.104)
+  assert scores.loc["adam", "val_hi"] == pytest.approx(0.062)
   ranks = analysis.ranking_table(scores.reset_index())
   assert ranks.loc[("w", "wide")].to_dict() == {"adam": 1.0, "momentum": 2.0, "sgd": 3.0}
 
@@ -52,14 +55,16 @@ def test_inclusion_check_flags_planted_violation():
   wide = _trials({"sgd": _spread(0.10), "momentum": _spread(0.20), "adam": _spread(0.05)})
   narrow = _trials({"sgd": _spread(0.10), "momentum": _spread(0.09), "adam": _spread(0.05)},
                    protocol="narrow")
-  scores = analysis.optimizer_scores(pd.concat([wide, narrow]), n_boot=500, seed=0)
+  scores = analysis.optimizer_scores(pd.concat([wide, narrow]))
   bad = analysis.inclusion_check(scores)
   assert len(bad) == 1
   row = bad.iloc[0]
   assert (row["protocol_name"], row["special"], row["general"]) == ("wide", "sgd", "momentum")
   assert row["gap"] == pytest.approx(0.10)
   assert row["relative_gap"] == pytest.approx(1.0)
-  assert not row["ci_overlap"]
+  # All 8 sgd trials beat every momentum trial: p = C(8,8)/C(16,8) = 1/12870.
+  assert row["tail_count"] == 8 and row["p_value"] == pytest.approx(1 / 12870)
+  assert row["beyond_noise"]
   every = analysis.inclusion_check(scores, all_pairs=True)
   # sgd<=momentum, sgd<=adam, momentum<=adam per protocol
   assert len(every) == 6 and every["violated"].sum() == 1
@@ -67,15 +72,16 @@ def test_inclusion_check_flags_planted_violation():
   assert analysis.inclusion_check(scores, tolerance=0.2).empty
 
 
-def test_inclusion_check_names_and_overlap():
-  # Names from other tools are mapped; a small gap with overlapping bands is flagged
-  # but marked as within study variance.
+def test_inclusion_check_names_and_noise():
+  # Names from other tools are mapped; a small gap that one trial makes is flagged
+  # but marked as within the noise: p = C(2,1)/C(4,1) = 0.5.
   trials = _trials({"GradientDescentOptimizer": [(0.100, 0.1, "ok"), (0.300, 0.3, "ok")],
                     "MomentumOptimizer": [(0.101, 0.1, "ok"), (0.300, 0.3, "ok")]})
-  scores = analysis.optimizer_scores(trials, n_boot=500, seed=0)
+  scores = analysis.optimizer_scores(trials)
   bad = analysis.inclusion_check(scores)
   assert list(bad["special"]) == ["sgd"] and list(bad["general"]) == ["momentum"]
-  assert bool(bad["ci_overlap"].iloc[0])
+  assert bad["tail_count"].iloc[0] == 1 and bad["p_value"].iloc[0] == 0.5
+  assert not bad["beyond_noise"].iloc[0]
   assert np.isclose(bad["gap"].iloc[0], 0.001)
 
 
@@ -83,7 +89,7 @@ def test_ranking_plot_names_violations_under_their_own_panel(tmp_path, monkeypat
   from analysis import plots
   wide = _trials({"sgd": _spread(0.10), "momentum": _spread(0.20), "adam": _spread(0.05)})
   narrow = _trials({"sgd": _spread(0.10), "momentum": _spread(0.09)}, protocol="narrow")
-  scores = analysis.optimizer_scores(pd.concat([wide, narrow]), n_boot=200, seed=0)
+  scores = analysis.optimizer_scores(pd.concat([wide, narrow]))
   figs = []
   save = plots._save
   monkeypatch.setattr(plots, "_save", lambda fig, path, **kw: figs.append(fig) or save(fig, path, **kw))
@@ -94,16 +100,18 @@ def test_ranking_plot_names_violations_under_their_own_panel(tmp_path, monkeypat
   assert (tmp_path / "r.png").stat().st_size > 0
 
 
-def test_inclusion_verdicts_per_protocol_say_what_is_beyond_the_bands():
+def test_inclusion_verdicts_per_protocol_say_what_is_beyond_noise():
   from analysis import playbook
   pairs = pd.DataFrame({
       "protocol_name": ["choi_all", "choi_all", "choi_lr"],
       "special": ["sgd", "momentum", "sgd"], "general": ["momentum", "adam", "adam"],
-      "violated": [True, True, False], "ci_overlap": [False, True, True]})
+      "violated": [True, True, False], "beyond_noise": [True, False, False]})
   lines = playbook.inclusion_verdicts(pairs, ["workload", "protocol_name"])
   assert lines == [
-      "choi_all: 2 of 2 pairs violated (momentum ⊆ adam, sgd ⊆ momentum); 1 beyond the "
-      "bootstrap bands (sgd ⊆ momentum) — the protocol under-tunes the general optimizer there",
+      "choi_all: 2 of 2 pairs violated (momentum ⊆ adam, sgd ⊆ momentum); 1 beyond noise "
+      "(sgd ⊆ momentum; tail-count permutation test, p <= 0.1) — the protocol under-tunes "
+      "the general optimizer there",
       "choi_lr: all 1 pairs consistent (no general optimizer did worse than one it includes)"]
   within = playbook.inclusion_verdict(pairs.iloc[1:2])
-  assert within.endswith("none beyond the bootstrap bands: within the noise of the search")
+  assert within.endswith("none beyond noise (tail-count permutation test, p > 0.1): within "
+                         "the noise of the search")

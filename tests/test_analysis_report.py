@@ -248,6 +248,26 @@ def test_boundary_check_flags_best_trials_at_the_top_learning_rate():
   assert set(bc["param"]) == {"learning_rate", "momentum"}  # fixed schedule not checked
 
 
+def test_boundary_check_flags_the_best_trial_alone_at_an_edge_as_the_playbook_says():
+  # Like the demo's momentum: the best trial sits in the outer 10% (momentum near
+  # 0.989 on a log1m range [0.5, 0.99]), the next best ones do not.
+  t = _axis_trials(lambda lr: (math.log10(lr) + 2) ** 2)
+  best = t["score"].idxmin()
+  t.loc[best, "hp/momentum"] = 0.989
+  t.loc[best, "score"] = t["score"].min() - 0.01
+  bc = playbook.boundary_check(t, score_col="score", space=SPACE).set_index(["param", "side"])
+  row = bc.loc[("momentum", "high")]
+  assert row["flagged"] and row["best_near"] and not row["crowded"]
+  assert "the best trial alone" in row["message"] and row["message"].endswith("upward")
+  assert not bc.loc[("learning_rate", "high"), "flagged"]
+  # The top three there too: crowded beyond chance (P(Bin(3, 0.1) >= 3) = 0.001).
+  top3 = t["score"].nsmallest(3).index
+  t.loc[top3, "hp/momentum"] = 0.989
+  crowd = playbook.boundary_check(t, score_col="score", space=SPACE).set_index(["param", "side"])
+  assert crowd.loc[("momentum", "high"), "crowded"]
+  assert crowd.loc[("momentum", "high"), "p_crowd"] == pytest.approx(0.001)
+
+
 def test_playbook_checks_are_reexported():
   assert analysis.boundary_check is playbook.boundary_check
   assert analysis.isolation is playbook.isolation
@@ -283,16 +303,19 @@ def _iso_trials():
                        "score": [r[1] for r in rows], "status": [r[2] for r in rows]})
 
 
-def test_isolation_min_and_bands():
-  iso = playbook.isolation(_iso_trials(), scientific="weight_decay", score_col="score",
-                           n_boot=300).set_index("sci/weight_decay")
+def test_isolation_min_and_bounds():
+  iso = playbook.isolation(_iso_trials(), scientific="weight_decay", score_col="score"
+                           ).set_index("sci/weight_decay")
   assert iso.loc[0.1, "value"] == pytest.approx(0.2)
   assert iso.loc[0.1, "best_trial_id"] == "t1"
   assert iso.loc[0.01, "value"] == pytest.approx(0.15)  # the diverged 0.01 does not count
   assert iso.loc[0.01, "n_diverged"] == 1 and iso.loc[0.01, "n_trials"] == 3
-  assert (iso["lo"] <= iso["value"] + 1e-12).all() and (iso["value"] <= iso["hi"]).all()
+  # Three trials bound a best-of-3 from above by the third (P(Bin(3, .21) <= 2) = 0.99);
+  # the lower side never.
+  assert iso.loc[0.1, "hi"] == pytest.approx(0.3) and iso["lo"].isna().all()
+  assert (iso["sides"] == "upper").all() and np.isinf(iso.loc[0.01, "hi"])
   typical = playbook.isolation(_iso_trials(), scientific="weight_decay", score_col="score",
-                               nuisance_optimised=False, n_boot=0).set_index("sci/weight_decay")
+                               nuisance_optimised=False).set_index("sci/weight_decay")
   assert typical.loc[0.1, "value"] == pytest.approx(0.25)
   assert typical.loc[0.01, "value"] == pytest.approx(0.4)  # median of 0.15, 0.4, inf
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 import analysis
+from analysis.steps_to_result import describe_regime, describe_steps, scaling_curve
 
 NAN = float("nan")
 GOAL = 0.1  # val/error < 0.1
@@ -170,25 +171,46 @@ def test_scaling_regimes():
   assert math.isnan(reg["perfect_limit"]) and math.isnan(reg["max_useful_batch"])
 
 
-def test_bootstrap_scaling(loaded):
+def test_scaling_curve(loaded):
   trials, curves = loaded
-  boot = analysis.bootstrap_scaling(trials, curves, n_boot=400, seed=1)
-  table = boot.table.set_index("batch_size")
+  sc = analysis.scaling_curve(trials, curves)
+  table = sc.table.set_index("batch_size")
   assert dict(table["steps_to_result"]) == EXPECTED
-  assert (table["lo"] <= table["steps_to_result"]).all()
-  assert (table["steps_to_result"] <= table["hi"]).all()
-  # 512 has a single trial: no spread. 256 has one of two trials reaching: some
-  # replicates draw only the other one and never reach the goal.
-  assert table.loc[512, "lo"] == table.loc[512, "hi"] == 200
-  assert 0.6 < table.loc[256, "p_reached"] < 0.9
-  assert np.isinf(table.loc[256, "hi"])
+  # Order-statistic bounds: one trial bounds nothing at 90%; two bound the rerun
+  # median from above by the second best (P(Bin(2, 1 - 2**-0.5) <= 1) = 0.91).
+  assert table.loc[512, "sides"] == "none" and math.isnan(table.loc[512, "hi"])
+  assert table.loc[128, "sides"] == "upper" and table.loc[128, "hi"] == 400
+  assert math.isnan(table.loc[128, "lo"])
+  assert np.isinf(table.loc[256, "hi"])  # the second trial never reached the goal
+  assert list(table["budget"]) == [400, 400, 400] and list(table["first_eval"]) == [100] * 3
+  assert list(table["censored"]) == ["", "", ""]
   assert table.loc[128, "perfect_steps"] == 300 and table.loc[512, "perfect_steps"] == 75
-  est = boot.estimates.iloc[0]
-  assert est["perfect_limit"] == 256 and est["max_useful_batch"] == 256
-  assert est["perfect_limit_lo"] <= 256 <= est["perfect_limit_hi"]
-  assert len(boot.replicates) == 400 * 3
-  again = analysis.bootstrap_scaling(trials, curves, n_boot=400, seed=1)
-  pd.testing.assert_frame_equal(boot.table, again.table)
+  est = sc.estimates.iloc[0]
+  assert est["perfect_limit"] == 256 and not est["perfect_limit_censored"]
+  assert est["max_useful_batch"] == 256 and not est["max_useful_batch_censored"]
+  cells = [describe_steps(r) for r in sc.table.itertuples()]
+  assert cells == ["300 (<= 400)", "200 (unbounded)", "200 (too few trials to bound)"]
+
+
+def test_censored_values_are_marked(loaded):
+  trials, curves = loaded
+  # A goal every trial meets at the first eval, and one no trial meets.
+  easy = scaling_curve(trials, curves, threshold=0.7)
+  assert set(easy.table["censored"]) == {"<="}
+  assert describe_steps(next(easy.table.itertuples())).startswith("<= 100")
+  est = easy.estimates.iloc[0]
+  # 100 steps at every batch size: the perfect regime ends at once, saturation is seen.
+  assert est["max_useful_batch"] == 128 and not est["max_useful_batch_censored"]
+  hard = scaling_curve(trials, curves, threshold=0.01)
+  assert set(hard.table["censored"]) == {">"}
+  assert describe_steps(next(hard.table.itertuples())) == (
+      "> 400: not reached")
+  grid_end = scaling_curve(
+      trials[trials["batch_size"] < 512], curves)
+  e = grid_end.estimates.iloc[0]
+  assert e["perfect_limit"] == 256 and e["perfect_limit_censored"]
+  assert e["max_useful_batch"] == 256 and e["max_useful_batch_censored"]
+  assert describe_regime(256, True) == ">= 256"
 
 
 def test_optimal_effective_lr(loaded):
