@@ -34,6 +34,17 @@ order; where pack sizes differ the workload is flagged (comparable = False) and
 its by-seconds ranks mix optimizer cost with packing. Records without pack_size
 count as solo runs (1).
 
+Movement beyond noise. A rank change between the two clocks comes from the
+submissions' cost per step, which is measured with noise (a shared machine,
+other processes). `moved` lists a submission only when the change survives a
+paired resampling of that noise: per workload, the log-deviations of each
+trial's seconds per step from its submission's median are pooled; each of
+N_BOOT replicates rescales every submission's seconds by exp(median of n draws
+from that pool) (n: its paced trials), keeps its steps, and re-ranks; a move
+counts when at least LEVEL (90%) of replicates move it the same way. Others are
+ties within noise (`n_within_noise`). Times of 0.131 s and 0.138 s from trials
+whose pace varies by 10% are not an order.
+
 Pace check. seconds_per_step is the median over a submission's trials that
 reached the target of seconds / steps at the target. A submission more than
 PACE_FACTOR (10) x off the workload's median pace (with three or more paced
@@ -59,6 +70,8 @@ CLOCKS = ("wall_time", "steps_per_sec")
 PACKS = ("recorded", "per_trial")
 OVERALL = "all workloads (profile score)"
 PACE_FACTOR = 10.0
+N_BOOT = 500
+LEVEL = 0.9
 
 
 class ClockRanking(NamedTuple):
@@ -68,7 +81,9 @@ class ClockRanking(NamedTuple):
     rank_seconds, change (rank_seconds - rank_steps: < 0 moves up by seconds),
     pack_size ('1', '1,8': the sizes its trials ran at).
   summary: per workload, then (two or more workloads) one OVERALL row:
-    n_submissions, n_reached, spearman, p_value, n_moved, moved ('name 2->1, ...'),
+    n_submissions, n_reached, spearman, p_value, n_moved, moved ('name 2->1, ...':
+    changes beyond noise), n_within_noise (rank changes that the resampled pace
+    noise does not support: reported as ties),
     comparable, pack_sizes, pace_outliers ('name (29.3 s/step vs median 0.71)').
   overall: (two or more workloads) per submission: score_steps, score_seconds
     (performance-profile scores: 1 = fastest everywhere), rank_steps, rank_seconds,
@@ -137,9 +152,11 @@ def clock_rankings(trials: pd.DataFrame, curves: pd.DataFrame, *,
   keys = [submission_col, workload_col]
   ran = t.groupby(keys).size().unstack(workload_col).notna()
   packs = t.groupby(keys)["_pack"].agg(_sizes).unstack(workload_col)
-  pace = _pace(t.assign(_pace=t["seconds"] / t["steps"]), keys, workload_col)
+  paced = t.assign(_pace=t["seconds"] / t["steps"])
+  pace = _pace(paced, keys, workload_col)
   return compare(by_steps.times, by_seconds.times, by_steps.score, by_seconds.score,
-                 ran=ran, packs=packs, pace=pace, clock=clock, pack=pack)
+                 ran=ran, packs=packs, pace=pace, clock=clock, pack=pack,
+                 pace_samples=_pace_samples(paced, keys, workload_col))
 
 
 def _pace(t: pd.DataFrame, keys: list[str], workload_col: str) -> pd.DataFrame:
@@ -147,6 +164,38 @@ def _pace(t: pd.DataFrame, keys: list[str], workload_col: str) -> pd.DataFrame:
   p = t.assign(_pace=pd.to_numeric(t["_pace"], errors="coerce").astype(float))
   p = p[np.isfinite(p["_pace"]) & (p["_pace"] > 0)]
   return p.groupby(keys)["_pace"].median().unstack(workload_col)
+
+
+def _pace_samples(t: pd.DataFrame, keys: list[str], workload_col: str
+                  ) -> dict[str, dict[str, np.ndarray]]:
+  """workload -> submission -> seconds per step of each trial that reached the target."""
+  p = t.assign(_pace=pd.to_numeric(t["_pace"], errors="coerce").astype(float))
+  p = p[np.isfinite(p["_pace"]) & (p["_pace"] > 0)]
+  out: dict[str, dict[str, np.ndarray]] = {}
+  for (sub, w), g in p.groupby(keys):
+    out.setdefault(w, {})[sub] = g["_pace"].to_numpy(dtype=float)
+  return out
+
+
+def _stable_moves(names: Sequence, seconds: np.ndarray, r_st: np.ndarray, r_se: np.ndarray,
+                  samples: dict[str, np.ndarray] | None, seed: int = 0) -> np.ndarray:
+  """Which rank changes survive the paced-noise resampling (module docstring)."""
+  moved = r_st != r_se
+  if samples is None or not moved.any():
+    return moved
+  resid = [np.log(v) - np.log(np.median(v)) for v in samples.values() if len(v)]
+  pool = np.concatenate(resid) if resid else np.zeros(0)
+  if not len(pool) or not np.any(pool):
+    return moved  # no measured pace noise: the orders are exact
+  rng = np.random.default_rng(seed)
+  same = np.zeros(len(names))
+  direction = np.sign(r_se - r_st)
+  for _ in range(N_BOOT):
+    scale = np.array([np.exp(np.median(rng.choice(pool, size=max(1, len(samples.get(n, ()))))))
+                      for n in names])
+    r = _ranks(seconds * scale, ascending=True)
+    same += np.sign(r - r_st) == direction
+  return moved & (same / N_BOOT >= LEVEL)
 
 
 def from_leaderboards(by_time, by_step) -> ClockRanking:
@@ -160,17 +209,21 @@ def from_leaderboards(by_time, by_step) -> ClockRanking:
   pace = _pace(hits, ["submission", "workload"], "workload")
   return compare(by_step.scored.reindex(columns=base), by_time.scored.reindex(columns=base),
                  by_step.score, by_time.score, ran=ran, packs=None, pace=pace,
-                 clock="submission time", pack="recorded")
+                 clock="submission time", pack="recorded",
+                 pace_samples=_pace_samples(hits, ["submission", "workload"], "workload"))
 
 
 def compare(steps: pd.DataFrame, seconds: pd.DataFrame, score_steps: pd.Series | None,
             score_seconds: pd.Series | None, *, ran: pd.DataFrame | None = None,
             packs: pd.DataFrame | None = None, pace: pd.DataFrame | None = None,
-            clock: str = "wall_time", pack: str = "recorded") -> ClockRanking:
+            clock: str = "wall_time", pack: str = "recorded",
+            pace_samples: dict[str, dict[str, np.ndarray]] | None = None) -> ClockRanking:
   """Ranks, Spearman and movers from two submissions x workloads time tables.
 
   `ran` (same shape, bool) marks the pairs that were run (default: all); `packs`
-  holds the pack-size labels behind each cell, `pace` the seconds per step.
+  holds the pack-size labels behind each cell, `pace` the seconds per step and
+  `pace_samples` each trial's (workload -> submission -> array), for the noise
+  check of moves (without it every rank change counts).
   """
   subs = steps.index.union(seconds.index)
   steps = steps.reindex(index=subs).astype(float)
@@ -193,9 +246,12 @@ def compare(steps: pd.DataFrame, seconds: pd.DataFrame, score_steps: pd.Series |
                    "seconds_per_step": sp, "rank_steps": ra, "rank_seconds": rb,
                    "change": rb - ra, "pack_size": p})
     reached = np.isfinite(st) | np.isfinite(se)
+    stable = _stable_moves(names, se, r_st, r_se,
+                           None if pace_samples is None else pace_samples.get(w, {}))
     summary.append({"scope": "workload", "workload": w, "n_submissions": len(names),
                     "n_reached": int(reached.sum()),
-                    **_agreement(names[reached], r_st[reached], r_se[reached]),
+                    **_agreement(names[reached], r_st[reached], r_se[reached],
+                                 stable[reached]),
                     "comparable": len(set(",".join(sizes).split(","))) <= 1,
                     "pack_sizes": ",".join(sorted(set(",".join(sizes).split(",")), key=float)),
                     "pace_outliers": _pace_outliers(names, paces)})
@@ -208,7 +264,7 @@ def compare(steps: pd.DataFrame, seconds: pd.DataFrame, score_steps: pd.Series |
 def _result(table: pd.DataFrame, summary: pd.DataFrame, score_steps, score_seconds, subs,
             clock: str, pack: str) -> ClockRanking:
   cols = ["scope", "workload", "n_submissions", "n_reached", "spearman", "p_value", "n_moved",
-          "moved", "comparable", "pack_sizes", "pace_outliers"]
+          "moved", "n_within_noise", "comparable", "pack_sizes", "pace_outliers"]
   overall = pd.DataFrame(columns=["submission", "score_steps", "score_seconds", "rank_steps",
                                   "rank_seconds", "change"])
   if score_steps is not None and len(subs) and len(summary) >= 2:
@@ -236,17 +292,22 @@ def _ranks(x: np.ndarray, ascending: bool) -> np.ndarray:
   return stats.rankdata(key, method="min").astype(int) if len(x) else np.zeros(0, dtype=int)
 
 
-def _agreement(names: Sequence, ra: np.ndarray, rb: np.ndarray) -> dict:
-  """Spearman's rho of two rank vectors and who moved; rho is NaN with fewer than two
-  items or when either order is all ties (nothing to correlate)."""
+def _agreement(names: Sequence, ra: np.ndarray, rb: np.ndarray,
+               stable: np.ndarray | None = None) -> dict:
+  """Spearman's rho of two rank vectors and who moved (beyond noise where `stable`
+  says which changes are); rho is NaN with fewer than two items or when either
+  order is all ties (nothing to correlate)."""
   rho = p = np.nan
   if len(ra) >= 2 and len(set(ra)) > 1 and len(set(rb)) > 1:
     with warnings.catch_warnings():
       warnings.simplefilter("ignore")  # tiny n: scipy warns about the p-value
       res = stats.spearmanr(ra, rb)
     rho, p = float(res.statistic), float(res.pvalue)
-  moved = [f"{n} {a}->{b}" for n, a, b in zip(names, ra, rb) if a != b]
-  return {"spearman": rho, "p_value": p, "n_moved": len(moved), "moved": ", ".join(moved)}
+  stable = np.ones(len(ra), bool) if stable is None else stable
+  moved = [f"{n} {a}->{b}" for n, a, b, s in zip(names, ra, rb, stable) if a != b and s]
+  noise = int(sum(a != b and not s for a, b, s in zip(ra, rb, stable)))
+  return {"spearman": rho, "p_value": p, "n_moved": len(moved), "moved": ", ".join(moved),
+          "n_within_noise": noise}
 
 
 def _pace_outliers(names: Sequence, paces: np.ndarray) -> str:

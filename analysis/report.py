@@ -508,7 +508,8 @@ def _clock_rankings(ctx: Context) -> list[str]:
   lines += md_table(pd.DataFrame({
       "workload": s["workload"], "submissions": s["n_submissions"],
       "reached": s["n_reached"], "Spearman rho": s["spearman"], "p": s["p_value"],
-      "moved": s["moved"], "pack sizes": s["pack_sizes"],
+      "moved (beyond noise)": s["moved"], "changes within noise": s["n_within_noise"],
+      "pack sizes": s["pack_sizes"],
       "pace outliers": s["pace_outliers"]}))
   lines += ["", "Times and ranks (change < 0: better by seconds than by steps):", ""]
   return lines + md_table(table.rename(columns={"seconds_per_step": "s/step"}))

@@ -165,3 +165,25 @@ def test_algoperf_budget_rankings(v05_logs):
   assert full.loc["criteo1tb", "budget"] == pytest.approx(7703)  # v0.5 max runtime (s)
   assert br.scores["n_studies"].max() == 5  # (a few pairs ran fewer studies)
   assert br.changes["workload"].nunique() >= 5  # leaders change within the runtime budget
+
+
+def test_rank_changes_within_pace_noise_are_ties_not_moves():
+  # B needs fewer steps than A (150 vs 200); by seconds A is about 6% ahead, but each
+  # trial's pace varies by about 20%: a tie within noise, not a move.
+  rng = np.random.default_rng(0)
+  jitter = np.exp(rng.normal(0, 0.2, size=16))
+  spec = {}
+  for i in range(8):
+    spec[("A", f"s{i}", 0)] = (200, 0.131 * jitter[i] / np.median(jitter[:8]), 1, 1.0)
+    spec[("B", f"s{i}", 0)] = (150, 0.185 * jitter[8 + i] / np.median(jitter[8:]), 1, 1.0)
+  trials, curves = _store(spec)
+  cr = clock_rankings(trials, curves)
+  t = cr.table.set_index("submission")
+  assert list(t.loc[["A", "B"], "rank_steps"]) == [2, 1]
+  assert list(t.loc[["A", "B"], "rank_seconds"]) == [1, 2]
+  row = cr.summary.iloc[0]
+  assert row["n_moved"] == 0 and row["moved"] == "" and row["n_within_noise"] == 2
+  # A 3x cost per step with exact paces is a move.
+  trials, curves = _three()
+  three = clock_rankings(trials, curves).summary.iloc[0]
+  assert three["n_within_noise"] == 0 and three["n_moved"] == 3
