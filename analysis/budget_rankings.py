@@ -16,7 +16,9 @@ with replacement (same count) and reselects, at every budget from the same draws
 so replicates are paired across budgets. They give bands on the score and on the
 rank, P(rank 1), and for each order change the share of replicates in which the
 overtaking submission is ahead before and after the change: a swap with p_after
-near 0.5 is noise of the search, not a change of order.
+near 0.5 is noise of the search, not a change of order. A swap is reported as
+beyond noise when at least 90% of the paired replicates show it (behind at the
+earlier budget, ahead at the later one).
 
 Selection split: `select='auto'` selects on validation where the curves have it
 and otherwise on test (DeepOBS 1.1 had no validation split and selected on test;
@@ -44,6 +46,7 @@ SELECT = ("auto", "val", "test", "train")
 UNITS = ("step", "wall_time")
 RANK_ON = ("score", "test")
 _EPS = 1e-9  # f * budget rounding: 0.3 * 1000 must include the eval at step 300
+LEVEL = 0.9  # a swap is beyond noise when this share of paired replicates shows it
 
 
 class BudgetRanking(NamedTuple):
@@ -61,7 +64,10 @@ class BudgetRanking(NamedTuple):
     allowed): fraction (where the new order first holds), prev_fraction (the last
     budget of the old order), ahead, behind, their ranks then and now, p_before
     and p_after (share of replicates in which `ahead` is strictly ahead of
-    `behind` at those two budgets).
+    `behind` at those two budgets), p_swap (share of paired replicates showing
+    the swap itself: behind then, ahead now) and beyond_noise (p_swap >= LEVEL,
+    0.9): only those are reported as changes of order; the rest are ties within
+    the noise of the search.
   """
   scores: pd.DataFrame
   ranks: pd.DataFrame
@@ -368,13 +374,16 @@ def _order_changes(scores: pd.DataFrame, reps: dict, keys: list[str],
                             "rank_before": f"{old[a]} vs {old[b]}",
                             "rank_after": f"{cur[a]} vs {cur[b]}",
                             "p_before": _p_ahead(reps, gid, j0, a, b),
-                            "p_after": _p_ahead(reps, gid, j, a, b)})
+                            "p_after": _p_ahead(reps, gid, j, a, b),
+                            "p_swap": _p_swap(reps, gid, j0, j, a, b)})
       prev = cur
   names = sorted({str(n) for n in scores[sub]}, key=str)
   rcols = keys + ["fraction", "budget", "selected_on"] + names + ["changed", "order", "swaps"]
   ccols = keys + ["fraction", "prev_fraction", "budget", "ahead", "behind", "rank_before",
-                  "rank_after", "p_before", "p_after"]
-  return pd.DataFrame(rank_rows, columns=rcols), pd.DataFrame(change_rows, columns=ccols)
+                  "rank_after", "p_before", "p_after", "p_swap", "beyond_noise"]
+  changes = pd.DataFrame(change_rows, columns=ccols[:-1])
+  changes["beyond_noise"] = changes["p_swap"] >= LEVEL
+  return pd.DataFrame(rank_rows, columns=rcols), changes
 
 
 def _p_ahead(reps: dict, gid: int, j: int, a: str, b: str) -> float:
@@ -383,6 +392,17 @@ def _p_ahead(reps: dict, gid: int, j: int, a: str, b: str) -> float:
   if names is None or len(r) == 0:
     return np.nan
   return float(np.mean(r[:, names.index(a)] < r[:, names.index(b)]))
+
+
+def _p_swap(reps: dict, gid: int, j0: int, j1: int, a: str, b: str) -> float:
+  """Share of paired replicates in which `b` is strictly ahead of `a` at budget j0 and
+  `a` strictly ahead of `b` at j1: the swap itself, resampled."""
+  names, r0 = reps.get((gid, j0), (None, None))
+  names1, r1 = reps.get((gid, j1), (None, None))
+  if names is None or names1 is None or len(r0) == 0 or len(r1) == 0:
+    return np.nan
+  ia, ib, ja, jb = names.index(a), names.index(b), names1.index(a), names1.index(b)
+  return float(np.mean((r0[:, ib] < r0[:, ia]) & (r1[:, ja] < r1[:, jb])))
 
 
 def _order_text(rank: pd.Series) -> str:
@@ -395,5 +415,6 @@ def _empty(keys: list[str], sub: str, unit: str) -> BudgetRanking:
   return BudgetRanking(
       pd.DataFrame(columns=keys + ["fraction", "budget", sub, "score", "test", "rank"]),
       pd.DataFrame(columns=keys + ["fraction", "budget", "changed", "order", "swaps"]),
-      pd.DataFrame(columns=keys + ["fraction", "ahead", "behind", "p_before", "p_after"]),
+      pd.DataFrame(columns=keys + ["fraction", "ahead", "behind", "p_before", "p_after",
+                                   "p_swap", "beyond_noise"]),
       keys, sub, unit)

@@ -430,7 +430,9 @@ def _budget_rankings(ctx: Context) -> list[str]:
   show["who moved ahead"] = ranks["swaps"].to_numpy()
   changes = br.changes
   n_groups = ranks.groupby(br.by, dropna=False).ngroups
+  firm = changes[changes["beyond_noise"].astype(bool)] if len(changes) else changes
   n_changed = changes.groupby(br.by, dropna=False).ngroups if len(changes) else 0
+  n_firm = firm.groupby(br.by, dropna=False).ngroups if len(firm) else 0
   lines = ["Each optimizer's rank per protocol as if training had stopped at 10%, 20%, ..., "
            "100% of the step budget: per trial the best validation value among evals at or "
            "before the budget (retrospective selection), per study its best trial (median "
@@ -438,8 +440,10 @@ def _budget_rankings(ctx: Context) -> list[str]:
            f"({ctx.n_boot} bootstrap replicates resample each study's trials "
            "at every budget). A run stopped early is not a run trained for that budget: "
            "its learning-rate schedule had not decayed.", "",
-           f"**The order changes with the budget in {n_changed} of {n_groups} "
-           "group(s).**", "", ctx.image(path, "ranks across budgets"), ""]
+           f"**The order changes beyond noise in {n_firm} of {n_groups} group(s)** "
+           f"(point estimates change in {n_changed}; a swap is beyond noise when at least "
+           "90% of the paired bootstrap replicates show it: behind at the earlier budget, "
+           "ahead at the later one).", "", ctx.image(path, "ranks across budgets"), ""]
   if len(changes):
     lines += ["Order changes (p_before / p_after: share of bootstrap replicates in which "
               "the overtaking optimizer is ahead at the budget before / at the change):",
@@ -450,7 +454,9 @@ def _budget_rankings(ctx: Context) -> list[str]:
         "from": [f"{100 * f:.0f}%" for f in changes["prev_fraction"]],
         "moved ahead": changes["ahead"], "of": changes["behind"],
         "ranks before": changes["rank_before"], "ranks after": changes["rank_after"],
-        "p_before": changes["p_before"], "p_after": changes["p_after"]})) + [""]
+        "p_before": changes["p_before"], "p_after": changes["p_after"],
+        "p_swap": changes["p_swap"],
+        "beyond noise": changes["beyond_noise"]})) + [""]
   return lines + ["Ranks per budget (1 = best):", ""] + md_table(show)
 
 

@@ -66,6 +66,9 @@ def test_order_change_is_found_at_the_right_budget():
   assert (change.fraction, change.prev_fraction, change.ahead, change.behind) == (0.7, 0.5,
                                                                                    "B", "A")
   assert change.p_after > 0.9 and change.p_before < 0.1  # A's best trial beats every B trial
+  # Paired: the swap itself in at least 90% of replicates, so beyond noise.
+  assert change.p_swap <= min(change.p_after, 1 - change.p_before)
+  assert change.p_swap >= 0.9 and change.beyond_noise
   assert ranks.loc[0.7, "swaps"] == "B > A"
 
 
