@@ -160,6 +160,7 @@ def steps_to_result_plot(table: pd.DataFrame, path: str | os.PathLike, *,
   """
   fig, ax = _single()
   est = {lab: g for lab, g in _groups(estimates, groups)} if estimates is not None else {}
+  right = 0.0
   for i, (label, g) in enumerate(_groups(table, groups)):
     g = g.sort_values(batch_col)
     color = f"C{i % 10}"
@@ -186,9 +187,11 @@ def steps_to_result_plot(table: pd.DataFrame, path: str | os.PathLike, *,
               ms=8, label=f"{label} not reached (> budget)".strip())
     ax.plot(b, _finite(g["perfect_steps"]), "--", color=color, lw=1,
             label=f"{label} perfect scaling".strip())
-    _regime_marks(ax, est.get(label), color)
+    right = max(right, _regime_marks(ax, est.get(label), color))
   _log2_batches(ax)
   _log(ax, "y")
+  if right > ax.get_xlim()[1]:
+    ax.set_xlim(right=right)
   ax.set_xlabel("batch size")
   ax.set_ylabel("steps to result")
   ax.set_title(title or "Steps to result vs batch size\n(bars: 90% upper bound on a rerun's "
@@ -197,9 +200,11 @@ def steps_to_result_plot(table: pd.DataFrame, path: str | os.PathLike, *,
   return _save(fig, path)
 
 
-def _regime_marks(ax: Any, est: pd.DataFrame | None, color: str) -> None:
+def _regime_marks(ax: Any, est: pd.DataFrame | None, color: str) -> float:
+  """Draw the regime marks; return the x a censored arrow needs to fit (0: none)."""
+  right = 0.0
   if est is None or est.empty:
-    return
+    return right
   row = est.iloc[0]
   for name, style in (("perfect_limit", ":"), ("max_useful_batch", "-.")):
     v = float(row.get(name, np.nan))
@@ -208,11 +213,16 @@ def _regime_marks(ax: Any, est: pd.DataFrame | None, color: str) -> None:
     censored = bool(row.get(f"{name}_censored", False))
     words = name.replace("_", " ")
     if censored:  # the grid ended first: an arrow pointing beyond it, not a line
-      ax.annotate("", xy=(v * 1.7, 0.5), xytext=(v, 0.5), xycoords=("data", "axes fraction"),
-                  arrowprops={"arrowstyle": "->", "color": color, "ls": style, "lw": 1.2})
-      ax.plot([], [], style, color=color, label=f"{words} >= {v:g} (censored)")
+      y = 0.62 if name == "perfect_limit" else 0.5
+      ax.annotate("", xy=(v * 1.45, y), xytext=(v, y), xycoords=("data", "axes fraction"),
+                  arrowprops={"arrowstyle": "-|>", "color": color, "lw": 1.5})
+      ax.plot([v], [y], "|", color=color, ms=10, transform=ax.get_xaxis_transform())
+      ax.plot([], [], marker=r"$\rightarrow$", ls="none", ms=12, color=color,
+              label=f"{words} >= {v:g} (censored: the grid ended)")
+      right = max(right, v * 1.6)
     else:
       ax.axvline(v, color=color, ls=style, lw=1.2, alpha=0.8, label=f"{words} {v:g}")
+  return right
 
 
 def effective_lr_plot(table: pd.DataFrame, path: str | os.PathLike, *,
@@ -519,16 +529,21 @@ def isolation_plot(table: pd.DataFrame, path: str | os.PathLike, *, scientific: 
 
 def training_curves_plot(trials: pd.DataFrame, curves: pd.DataFrame, path: str | os.PathLike,
                          *, score_col: str, metric: str | None = None, k: int = 3,
-                         by: str = "study_id", title: str | None = None) -> str:
+                         by: str = "study_id", title: str | None = None,
+                         order: Sequence[str] | None = None) -> str:
   """Validation (solid) and training (dashed) metric vs step of each study's k best trials.
 
   `metric` defaults to the trials' goal metric ('error' -> val/error, train/error).
-  One panel per `by` group (study). The playbook looks at these for overfitting,
+  One panel per `by` group (study), in `order` when given (default: by label).
+  The playbook looks at these for overfitting,
   late-training noise and trials still improving at the end.
   """
   metric = metric or _goal_metric(trials)
   val, train = f"val/{metric}", f"train/{metric}"
   panels = [(label, g) for label, g in _groups(trials, [by])]
+  if order is not None:  # e.g. by batch size as a number, not as a string
+    rank = {str(v): i for i, v in enumerate(order)}
+    panels.sort(key=lambda p: rank.get(p[0], len(rank)))
   if val not in curves.columns or not panels:
     return _empty(path, title or "training curves", f"no {val} in the curves")
   fig, axes = _grid(len(panels), ncols=3)

@@ -262,7 +262,8 @@ def _effective_lr(ctx: Context) -> list[str]:
 def _budget(ctx: Context) -> list[str]:
   t = scaling_trials(ctx)
   lines = ["Best validation value reachable within a budget of steps and of epochs, per "
-           "batch size (Shallue et al. Fig. 11).", ""]
+           "batch size (Shallue et al. Fig. 11). Each curve stops at its own last "
+           "evaluation; the table gives each setting's own largest budget.", ""]
   for workload, tw in t.groupby("workload", dropna=False, sort=True):
     metric = str(tw["goal_metric"].dropna().iloc[0])
     by = ["optimizer", "batch_size"]
@@ -272,7 +273,8 @@ def _budget(ctx: Context) -> list[str]:
     path = plots.budget_plot(steps, epochs, ctx.figure(f"budget_{workload}"), by=by,
                              metric=f"val/{metric}", title=f"{workload}: best val/{metric} "
                              "within a budget")
-    final = steps.sort_values("budget").groupby(by, dropna=False).tail(1)
+    final = (steps.dropna(subset=["best"]).sort_values("budget")
+             .groupby(by, dropna=False).tail(1).sort_values(by))
     lines += [f"**{_cell(workload)}**", "", ctx.image(path, f"budget {workload}"), ""]
     if epochs is None:
       lines += ["(epoch panel empty: num_train_examples unknown)", ""]
@@ -579,6 +581,23 @@ def _axis_plots(ctx: Context) -> list[str]:
   return lines + [""] + figures
 
 
+def _budget_note(t: pd.DataFrame, col: str) -> list[str]:
+  """A line saying so when the values compared ran different budgets (steps, epochs)."""
+  if "train_steps" not in t.columns or col not in t.columns:
+    return []
+  steps = pd.to_numeric(t["train_steps"], errors="coerce")
+  epochs = steps * pd.to_numeric(t["batch_size"], errors="coerce") / pd.to_numeric(
+      t["num_train_examples"], errors="coerce")
+  per = pd.DataFrame({"v": t[col], "steps": steps, "epochs": epochs}).groupby("v").max()
+  if per["steps"].nunique() <= 1 and per["epochs"].round(2).nunique() <= 1:
+    return []
+  parts = [f"{_cell(v)}: {_cell(r.steps)} steps" + (f" ({r.epochs:.3g} epochs)"
+                                                     if np.isfinite(r.epochs) else "")
+           for v, r in per.iterrows()]
+  return [f"**Different budgets:** the values of {text(col)} ran different training "
+          f"budgets ({'; '.join(parts)}), so this compares budgets as well as settings.", ""]
+
+
 def _isolation(ctx: Context) -> list[str]:
   t = ctx.trials
   sci = varying(t, sci_columns(t))
@@ -597,9 +616,25 @@ def _isolation(ctx: Context) -> list[str]:
                              for v, lo, hi, sd in zip(tab["value"], tab["lo"], tab["hi"],
                                                       tab["sides"])],
         "best trial": tab["best_trial_id"]})
-    lines += [f"**{col}**", "", ctx.image(path, f"isolation {col}"), ""] + md_table(show)
+    lines += [f"**{col}**", ""] + _budget_note(t, col) + [
+        ctx.image(path, f"isolation {col}"), ""] + md_table(show)
     lines += [""]
   return lines
+
+
+def study_order(t: pd.DataFrame) -> list[str]:
+  """Study ids ordered by their scientific settings, numbers as numbers (batch 16
+  before 64 before 1024), then by id."""
+  sci = sci_columns(t)
+  first = t.groupby("study_id", sort=False).first()
+  def key(sid):
+    vals = []
+    for c in sci:
+      v = first.at[sid, c] if c in first.columns else None
+      num = pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0]
+      vals.append((0, float(num), "") if pd.notna(num) else (1, 0.0, str(v)))
+    return (vals, str(sid))
+  return sorted(first.index, key=key)
 
 
 def _training_curves(ctx: Context) -> list[str]:
@@ -611,11 +646,12 @@ def _training_curves(ctx: Context) -> list[str]:
            "finished trials of each study: look for overfitting (validation rising), noise "
            "late in training, and trials still improving at the end.", ""]
   for wl, tw in t.groupby("workload", dropna=False, sort=True):
-    ids = sorted(tw["study_id"].unique())
+    ids = study_order(tw)
     for i in range(0, min(len(ids), CURVE_PANELS * MAX_FIGURES), CURVE_PANELS):
       part = tw[tw["study_id"].isin(ids[i:i + CURVE_PANELS])]
       path = plots.training_curves_plot(part, ctx.curves, ctx.figure(f"curves_{wl}_{i}"),
-                                        score_col=SCORE, k=ctx.k_curves)
+                                        score_col=SCORE, k=ctx.k_curves,
+                                        order=ids[i:i + CURVE_PANELS])
       lines += [ctx.image(path, f"training curves {wl}"), ""]
   return lines + [f"{len(studies)} studies drawn."]
 
@@ -695,6 +731,19 @@ def context(results_dir: str, out_dir: str, **options: Any) -> Context:
                  playbook.search_spaces(results.studies), **options)
 
 
+def report_title(trials: pd.DataFrame, results_dir: str) -> str:
+  """'<experiment> on <workloads>' from the records; the folder name only when the
+  records name no experiment."""
+  exps = sorted(str(e) for e in trials.get("experiment", pd.Series(dtype=object)).dropna()
+                .unique())
+  wls = sorted(str(w) for w in trials.get("workload", pd.Series(dtype=object)).dropna()
+               .unique())
+  if not exps:
+    return f"Results report: {text(os.path.basename(os.path.abspath(results_dir)))}"
+  on = f" on {', '.join(map(text, wls))}" if wls else ""
+  return f"Results report: {', '.join(map(text, exps))}{on}"
+
+
 def no_records(results_dir: str, problems: Sequence[str]) -> str:
   """The one line for a folder without trial records, naming the tool for what it holds."""
   line = f"--results_dir {results_dir}: no trial records (record.json) found"
@@ -718,7 +767,7 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
   if ctx.trials.empty:
     raise ReportError(no_records(results_dir, ctx.results.problems))
   _prepare_out(out_dir)
-  lines = [f"# Results report: {os.path.basename(os.path.abspath(results_dir))}", ""]
+  lines = [f"# {report_title(ctx.trials, results_dir)}", ""]
   for title, build in SECTIONS:
     lines += _section(ctx, title, build)
   path = os.path.join(out_dir, REPORT)
