@@ -29,18 +29,18 @@ def test_steps_to_result_upper_bound_covers_the_rerun_median(shape):
   assert cov >= 0.85
 
 
-@pytest.mark.parametrize("n", [16, 64])
-def test_two_sided_best_of_k_bounds_measure_85_to_95_percent(n):
-  shape = calibration.SCORE_SHAPES[1]
-  cov, sides = calibration.best_of_k_coverage(shape, n, 1, REPS, _rng(n))
+@pytest.mark.parametrize("shape,n,k", [(1, 16, 1), (1, 64, 1), (0, 16, 4), (0, 32, 8)])
+def test_two_sided_best_of_k_bounds_measure_85_to_95_percent(shape, n, k):
+  shape = calibration.SCORE_SHAPES[shape]  # 0: with diverged trials at +inf
+  cov, sides = calibration.best_of_k_coverage(shape, n, k, REPS, _rng(n + k))
   assert sides == "two-sided"
   assert 0.85 <= cov <= 0.95
 
 
-@pytest.mark.parametrize("k", [4, 16])
-def test_one_sided_best_of_k_bounds_hold(k):
-  shape = calibration.SCORE_SHAPES[0]  # with diverged trials at +inf
-  cov, sides = calibration.best_of_k_coverage(shape, 16, k, REPS, _rng(k))
+@pytest.mark.parametrize("n", [8, 16])
+def test_one_sided_best_of_k_bounds_hold(n):
+  shape = calibration.SCORE_SHAPES[0]
+  cov, sides = calibration.best_of_k_coverage(shape, n, n, REPS, _rng(n))
   assert sides == "upper"
   assert cov >= 0.85
 
@@ -72,11 +72,16 @@ def test_the_old_bootstrap_band_would_fail_this_check():
 
 
 def test_order_statistic_bound_matches_the_binomial():
-  # The upper bound at n = 16, k = 4 is the 5th smallest: P(Bin(16, p_4) <= 4) = 0.903.
+  # n = 16, k = 4: [X_(1), X_(6)] covers with P(1 <= Bin(16, p_4) <= 5) = 0.907, the
+  # smallest exact coverage >= 90% (scipy's equal-tailed rule would need 95% a side).
   b = bounds.median_best_of_k(np.arange(1.0, 17.0), 4)
-  assert (b.sides, b.hi) == ("upper", 5.0)
-  assert stats.binom.cdf(4, 16, bounds.level(4)) == pytest.approx(0.903, abs=1e-3)
-  assert stats.binom.cdf(3, 16, bounds.level(4)) < 0.9
+  assert (b.sides, b.lo, b.hi) == ("two-sided", 1.0, 6.0)
+  cov = stats.binom.cdf(5, 16, bounds.level(4)) - stats.binom.cdf(0, 16, bounds.level(4))
+  assert cov == pytest.approx(0.907, abs=1e-3)
+  # k = n = 16: no pair reaches 90%; the upper bound alone is the 3rd smallest.
+  assert bounds.two_sided_ranks(16, bounds.level(16), 0.9) is None
+  top = bounds.median_best_of_k(np.arange(1.0, 17.0), 16)
+  assert (top.sides, top.hi) == ("upper", 3.0) and math.isnan(top.lo)
 
 
 def test_truth_of_a_shape_with_failures():
