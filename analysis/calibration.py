@@ -27,7 +27,9 @@ import pandas as pd
 from scipy import stats
 
 from analysis import bounds
+from analysis import schema
 from analysis.best_of_k import best_of_k
+from analysis.clock_rankings import clock_rankings
 from analysis.rankings import inclusion_check, optimizer_scores
 from analysis.steps_to_result import scaling_curve
 
@@ -194,6 +196,33 @@ def inclusion_false_positive_rate(shape: Shape, n: int, reps: int, rng: np.rando
   return beyond / reps
 
 
+def clock_move_false_positive_rate(n: int, reps: int, rng: np.random.Generator,
+                                   n_subs: int = 4, pace_noise: float = 0.1) -> float:
+  """Share of submissions called 'moved' (steps vs seconds) beyond noise when every
+  submission has the same cost per step (log-normal noise `pace_noise` per trial) and
+  the same goal-step distribution: any move is then noise."""
+  shape = _exp_steps(STEP_SHAPES[0])
+  moved = total = 0
+  for _ in range(reps):
+    trials, curves = [], []
+    for sub in range(n_subs):
+      for i in range(n):
+        tid = f"s{sub}-{i}"
+        goal = float(shape.draw(rng, 1, EVAL_EVERY)[0])
+        goal = goal if math.isfinite(goal) else 4 * EVAL_EVERY * 100
+        trials.append({"trial_id": tid, "study_id": f"s{sub}", "workload": "w",
+                       "submission": f"sub{sub}", "trial_index": i, "status": "ok",
+                       "goal_metric": "error", "goal_threshold": 0.5,
+                       "steps_per_sec": 1.0 / (0.1 * math.exp(rng.normal(0, pace_noise))),
+                       "pack_size": 1})
+        curves += [{"trial_id": tid, "step": goal, "val/error": 0.0, "wall_time": goal}]
+    cr = clock_rankings(schema.conform_trials(pd.DataFrame(trials)),
+                        schema.conform_curves(pd.DataFrame(curves)), clock="steps_per_sec")
+    moved += int(cr.summary["n_moved"].iloc[0])
+    total += n_subs
+  return moved / total
+
+
 def table(reps: int = 400, seed: int = 0, ns: Sequence[int] = (8, 16, 32, 64),
           progress: Callable[[str], None] | None = None) -> list[Row]:
   """Every interval the harness prints, measured (see the module docstring)."""
@@ -228,6 +257,13 @@ def table(reps: int = 400, seed: int = 0, ns: Sequence[int] = (8, 16, 32, 64),
                       "P(verdict 'beyond noise' | both optimizers draw from one distribution)",
                       f"{shape.name}, n={n}", "test", "<= 10%", fpr, reps))
       say(rows[-1].line())
+  for n in ns[:2]:
+    fpr = clock_move_false_positive_rate(n, max(reps // 4, 1), rng)
+    rows.append(Row("rank 'moved' between steps and seconds (false-positive rate)",
+                    "P(a submission called moved | equal cost per step, 10% pace noise)",
+                    f"4 submissions x n={n} trials", "test", "<= 10%", fpr,
+                    4 * max(reps // 4, 1)))
+    say(rows[-1].line())
   return rows
 
 

@@ -39,9 +39,10 @@ submissions' cost per step, which is measured with noise (a shared machine,
 other processes). `moved` lists a submission only when the change survives a
 paired resampling of that noise: per workload, the log-deviations of each
 trial's seconds per step from its submission's median are pooled; each of
-N_BOOT replicates rescales every submission's seconds by exp(median of n draws
-from that pool) (n: its paced trials), keeps its steps, and re-ranks; a move
-counts when at least LEVEL (90%) of replicates move it the same way. Others are
+N_BOOT replicates rescales every submission's seconds by exp(median of m draws
+from that pool) (m: its studies, since its seconds are a median over studies
+of one trial's time), keeps its steps, and re-ranks; a move counts when at
+least LEVEL (90%) of replicates move it the same way. Others are
 ties within noise (`n_within_noise`). Times of 0.131 s and 0.138 s from trials
 whose pace varies by 10% are not an order.
 
@@ -156,7 +157,7 @@ def clock_rankings(trials: pd.DataFrame, curves: pd.DataFrame, *,
   pace = _pace(paced, keys, workload_col)
   return compare(by_steps.times, by_seconds.times, by_steps.score, by_seconds.score,
                  ran=ran, packs=packs, pace=pace, clock=clock, pack=pack,
-                 pace_samples=_pace_samples(paced, keys, workload_col))
+                 pace_samples=_pace_samples(paced, keys, workload_col, study_col))
 
 
 def _pace(t: pd.DataFrame, keys: list[str], workload_col: str) -> pd.DataFrame:
@@ -166,33 +167,37 @@ def _pace(t: pd.DataFrame, keys: list[str], workload_col: str) -> pd.DataFrame:
   return p.groupby(keys)["_pace"].median().unstack(workload_col)
 
 
-def _pace_samples(t: pd.DataFrame, keys: list[str], workload_col: str
-                  ) -> dict[str, dict[str, np.ndarray]]:
-  """workload -> submission -> seconds per step of each trial that reached the target."""
+def _pace_samples(t: pd.DataFrame, keys: list[str], workload_col: str,
+                  study_col: str | None = None) -> dict[str, dict[str, tuple[np.ndarray, int]]]:
+  """workload -> submission -> (seconds per step of each trial that reached the
+  target, number of studies: a submission's seconds are a median over its studies
+  of one trial's time each)."""
   p = t.assign(_pace=pd.to_numeric(t["_pace"], errors="coerce").astype(float))
   p = p[np.isfinite(p["_pace"]) & (p["_pace"] > 0)]
-  out: dict[str, dict[str, np.ndarray]] = {}
+  out: dict[str, dict[str, tuple[np.ndarray, int]]] = {}
   for (sub, w), g in p.groupby(keys):
-    out.setdefault(w, {})[sub] = g["_pace"].to_numpy(dtype=float)
+    n_studies = g[study_col].nunique() if study_col and study_col in g else 1
+    out.setdefault(w, {})[sub] = (g["_pace"].to_numpy(dtype=float), max(int(n_studies), 1))
   return out
 
 
 def _stable_moves(names: Sequence, seconds: np.ndarray, r_st: np.ndarray, r_se: np.ndarray,
-                  samples: dict[str, np.ndarray] | None, seed: int = 0) -> np.ndarray:
+                  samples: dict[str, tuple[np.ndarray, int]] | None, seed: int = 0
+                  ) -> np.ndarray:
   """Which rank changes survive the paced-noise resampling (module docstring)."""
   moved = r_st != r_se
   if samples is None or not moved.any():
     return moved
-  resid = [np.log(v) - np.log(np.median(v)) for v in samples.values() if len(v)]
+  resid = [np.log(v) - np.log(np.median(v)) for v, _ in samples.values() if len(v)]
   pool = np.concatenate(resid) if resid else np.zeros(0)
   if not len(pool) or not np.any(pool):
     return moved  # no measured pace noise: the orders are exact
   rng = np.random.default_rng(seed)
+  sizes = [samples[n][1] if n in samples else 1 for n in names]
   same = np.zeros(len(names))
   direction = np.sign(r_se - r_st)
   for _ in range(N_BOOT):
-    scale = np.array([np.exp(np.median(rng.choice(pool, size=max(1, len(samples.get(n, ()))))))
-                      for n in names])
+    scale = np.array([np.exp(np.median(rng.choice(pool, size=m))) for m in sizes])
     r = _ranks(seconds * scale, ascending=True)
     same += np.sign(r - r_st) == direction
   return moved & (same / N_BOOT >= LEVEL)
@@ -210,7 +215,8 @@ def from_leaderboards(by_time, by_step) -> ClockRanking:
   return compare(by_step.scored.reindex(columns=base), by_time.scored.reindex(columns=base),
                  by_step.score, by_time.score, ran=ran, packs=None, pace=pace,
                  clock="submission time", pack="recorded",
-                 pace_samples=_pace_samples(hits, ["submission", "workload"], "workload"))
+                 pace_samples=_pace_samples(hits, ["submission", "workload"], "workload",
+                                            "study"))
 
 
 def compare(steps: pd.DataFrame, seconds: pd.DataFrame, score_steps: pd.Series | None,
@@ -222,7 +228,7 @@ def compare(steps: pd.DataFrame, seconds: pd.DataFrame, score_steps: pd.Series |
 
   `ran` (same shape, bool) marks the pairs that were run (default: all); `packs`
   holds the pack-size labels behind each cell, `pace` the seconds per step and
-  `pace_samples` each trial's (workload -> submission -> array), for the noise
+  `pace_samples` each trial's (workload -> submission -> (array, studies)), for the noise
   check of moves (without it every rank change counts).
   """
   subs = steps.index.union(seconds.index)

@@ -89,3 +89,9 @@ def test_truth_of_a_shape_with_failures():
   assert shape.quantile(0.25) == pytest.approx(50.0)
   assert shape.quantile(0.25, grid=30) == 60.0
   assert math.isinf(shape.quantile(0.6))
+
+
+def test_steps_vs_seconds_moves_false_positive_rate_is_at_most_the_level():
+  # Equal cost per step with 10% pace noise: every "move" is noise.
+  fpr = calibration.clock_move_false_positive_rate(8, 40, _rng(13))
+  assert fpr <= 0.10 + 2 * math.sqrt(0.1 * 0.9 / 160)
