@@ -95,3 +95,8 @@ def test_steps_vs_seconds_moves_false_positive_rate_is_at_most_the_level():
   # Equal cost per step with 10% pace noise: every "move" is noise.
   fpr = calibration.clock_move_false_positive_rate(8, 40, _rng(13))
   assert fpr <= 0.10 + 2 * math.sqrt(0.1 * 0.9 / 160)
+
+
+def test_budget_swaps_false_positive_rate_is_at_most_the_level():
+  fpr = calibration.budget_swap_false_positive_rate(8, 30, _rng(17), n_boot=100)
+  assert fpr <= 0.10 + 2 * math.sqrt(0.1 * 0.9 / 30)
