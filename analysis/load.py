@@ -6,7 +6,9 @@ the study folders is accepted). Everything else inside a trial folder
 (checkpoints, event files, `*.tmp` partial writes) is ignored. A record that is
 corrupt JSON, not a trial record, or of another schema version, and any foreign
 file outside trial folders, is skipped and reported: one line naming the file
-in `Results.problems` and one logging warning. Loading never raises on content.
+in `Results.problems` and one logging warning. A folder of analysis.report's
+output (report.md, figures/) is the harness's own and skipped silently.
+Loading never raises on content.
 """
 from __future__ import annotations
 
@@ -26,6 +28,9 @@ from analysis.record import RECORD, SCHEMA_VERSION
 STUDY = "study.json"
 # Files tolerated silently outside trial folders (atomic-write temps, locks, logs).
 IGNORED = ("*.tmp", ".*", "*.lock", "*.log", "experiment.json", "lock")
+# The harness's own report folder (analysis.report's --out), e.g. the demo's
+# runs/demo/report beside runs/demo/results: skipped silently, never "foreign".
+REPORT_FILES = {"report.md", "report.html", "figures"}
 MAX_DEPTH = 8
 
 log = logging.getLogger(__name__)
@@ -102,6 +107,8 @@ def _walk(d: str, depth: int, studies, records, report) -> None:
     report(d, f"cannot list ({e.strerror})")
     return
   names = {e.name for e in entries}
+  if "report.md" in names and {n for n in names if not _ignored(n)} <= REPORT_FILES:
+    return  # a report written by analysis.report
   if RECORD in names:  # a trial folder without its study around it
     _read_record(os.path.join(d, RECORD), records, report)
     return

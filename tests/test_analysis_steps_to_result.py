@@ -122,6 +122,21 @@ def test_bad_files_are_reported_not_fatal(loaded, results_dir):
   assert all("\n" not in p for p in problems)
 
 
+def test_a_report_folder_beside_the_results_is_not_foreign(results_dir, tmp_path):
+  # The demo writes <out>/results and <out>/report: reporting on <out> must not list
+  # the report's own files as problems; a stray file next to them still is.
+  import shutil
+  out = tmp_path / "out"
+  shutil.copytree(results_dir, out / "results")
+  (out / "report" / "figures").mkdir(parents=True)
+  (out / "report" / "report.md").write_text("# report\n")
+  (out / "report" / "figures" / "steps_to_result.png").write_bytes(b"\x89PNG")
+  base = len(analysis.load(results_dir).problems)
+  assert len(analysis.load(out).problems) == base
+  (out / "report" / "notes.txt").write_text("mine")
+  assert len(analysis.load(out).problems) > base
+
+
 def test_missing_dir_is_reported(tmp_path):
   res = analysis.load(tmp_path / "nope")
   assert res.trials.empty and len(res.problems) == 1
