@@ -615,9 +615,11 @@ def rank_vs_budget_plot(scores: pd.DataFrame, changes: pd.DataFrame, path: str |
                         unit: str = "step", title: str | None = None) -> str:
   """Each submission's rank (1 = best) at each budget fraction, one panel per group.
 
-  `scores` and `changes` are analysis.budget_rankings'. Shaded: the bootstrap rank
-  band; dotted verticals: budgets where the order changes; stars: the submission
-  that moved ahead there (its name and p_after, the share of replicates agreeing).
+  `scores` and `changes` are analysis.budget_rankings'. Shaded: the spread of the
+  rank over bootstrap replicates (a description of resampling, not a calibrated
+  interval); dotted verticals and stars: swaps beyond noise (at least 90% of the
+  paired replicates show them), the star on the submission that moved ahead;
+  point changes within noise are drawn as ties (no mark).
   """
   panels = list(_groups(scores, by))
   if not panels:
@@ -626,7 +628,7 @@ def rank_vs_budget_plot(scores: pd.DataFrame, changes: pd.DataFrame, path: str |
   colors = _colors(scores[submission_col])
   for ax, (label, g) in zip(axes, panels):
     names = sorted({str(n) for n in g[submission_col]})
-    sel = changes
+    sel = changes[changes["beyond_noise"].astype(bool)] if "beyond_noise" in changes else changes
     for k in by:
       if k in changes.columns:
         sel = sel[sel[k].astype(str) == str(g[k].iloc[0])]
@@ -657,7 +659,7 @@ def rank_vs_budget_plot(scores: pd.DataFrame, changes: pd.DataFrame, path: str |
     ax.set_title(label + ("" if split == "val" else f" (selected on {split})"), fontsize=9)
   bottom = _figure_legend(fig, colors)
   _suptitle(fig, title or "Ranks across training budgets (retrospective selection; "
-            "stars: who moved ahead)")
+            "stars: swaps beyond noise)")
   return _save(fig, path, tight=True, rect=(0, bottom, 1, 1))
 
 

@@ -10,8 +10,10 @@ submission the median over its studies (analysis.budget_rankings). One panel per
 group: optimizers per workload and protocol for a results store, per test
 problem for DeepOBS (selected on test: DeepOBS 1.1 had no validation split;
 step = epoch), AlgoPerf submissions per workload (budget: the official runtime,
-by default). Bands: bootstrap over each study's trials; stars: who moved ahead.
-Prints the rank table with the changes flagged; --csv writes every score.
+by default). Shaded: the spread of ranks over bootstrap replicates of each
+study's trials; stars: swaps beyond noise (>= 90% of paired replicates show the
+swap). Prints the rank table with the changes flagged ("yes" beyond noise,
+"within noise" otherwise); --csv writes every score.
 """
 import numpy as np
 from absl import flags
@@ -50,9 +52,15 @@ def make(runs: common.Runs, out: str):
   plots.rank_vs_budget_plot(br.scores, br.changes, out, by=br.by,
                             submission_col=br.submission_col, unit=unit,
                             title=f"Ranks across training budgets{', ' + where if where else ''}"
-                            " (retrospective selection; stars: who moved ahead)")
+                            " (retrospective selection; stars: swaps beyond noise)")
+  firm = br.changes[br.changes["beyond_noise"].astype(bool)]
+  firm_at = {tuple(r) for r in firm[br.by + ["fraction"]].itertuples(index=False)}
+  changed = []
+  for r in br.ranks[br.by + ["fraction", "changed"]].itertuples(index=False):
+    at = tuple(r)[:-1]
+    changed.append("yes" if at in firm_at else ("within noise" if r[-1] else ""))
   shown = br.ranks.assign(fraction=[f"{100 * x:.0f}%" for x in br.ranks["fraction"]],
-                          changed=["yes" if c else "" for c in br.ranks["changed"]])
+                          changed=changed)
   return shown.drop(columns=["order"]), br.scores
 
 
