@@ -2,7 +2,9 @@
 
   python -m analysis.report --results_dir=DIR --out=OUTDIR
 
-writes OUTDIR/report.md and OUTDIR/figures/*.png. Every section is always
+writes OUTDIR/report.md and OUTDIR/figures/*.png, and OUTDIR/report.html
+(analysis.html_report: the same figures, interactive, in one offline file;
+--nohtml skips it). Every section is always
 present; one that does not apply to these results says "not applicable:
 <reason>", so a reader knows it was considered. Scores are best/val/<goal
 metric> of each trial (retrospective checkpoint selection), lower is better;
@@ -12,7 +14,6 @@ foreign on the next load.
 """
 from __future__ import annotations
 
-import dataclasses
 import html
 import logging
 import math
@@ -24,22 +25,19 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis import bounds, playbook
+from analysis import bounds, html_report, playbook
 from analysis import plots
-from analysis.algoperf_store import submission_labels
-from analysis.best_of_k import best_of_k
-from analysis.budget_rankings import BudgetRanking, budget_rankings
-from analysis.clock_rankings import ClockRanking, clock_rankings
-from analysis.load import Results, load
+from analysis.figure_data import (FIGURES, SCALING_GROUPS, SCORE, STEPS_ESTIMAND, Context, experiment_title,
+                                  NotApplicable, best_of_k_table, budget_ranking,
+                                  budgets_by_value, clock_ranking, context, goal_metric,
+                                  one_setting, ranking_scores, scaling_trials, sci_columns,
+                                  score_label, study_order, study_table, varying)
 from analysis.profiles import performance_profile
-from analysis.rankings import inclusion_check, optimizer_scores, ranking_table
+from analysis.rankings import inclusion_check, ranking_table
 from analysis.steps_to_result import (best_under_budget, describe_regime, describe_steps,
                                       optimal_effective_lr, scaling_curve)
 
-SCORE = "score"
 REPORT = "report.md"
-FIGURES = "figures"
-SCALING_GROUPS = ["workload", "optimizer", "protocol_name"]
 MAX_FIGURES = 40          # per section; the rest are listed, not drawn
 CURVE_PANELS = 12         # studies per training-curves figure
 BEST_OF_K_LINES = 8       # studies per best-of-k figure
@@ -49,39 +47,6 @@ log = logging.getLogger(__name__)
 
 class ReportError(ValueError):
   """Bad input (missing results dir, unwritable output): one line, no traceback."""
-
-
-class NotApplicable(Exception):
-  """A section that does not apply to these results; the message says why."""
-
-
-@dataclasses.dataclass
-class Context:
-  """What every section reads: the loaded tables and where figures go."""
-  results_dir: str
-  out_dir: str
-  results: Results
-  trials: pd.DataFrame        # analysis.load trials plus the SCORE column
-  curves: pd.DataFrame
-  spaces: dict[str, dict[str, Any]]
-  n_boot: int = 1000
-  k_curves: int = 3
-  seed: int = 0
-  _names: set[str] = dataclasses.field(default_factory=set)
-
-  def figure(self, name: str) -> str:
-    """A fresh PNG path under OUTDIR/figures for `name`."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[:100] or "figure"
-    base, i = slug, 1
-    while slug in self._names:
-      i += 1
-      slug = f"{base}_{i}"
-    self._names.add(slug)
-    return os.path.join(self.out_dir, FIGURES, slug + ".png")
-
-  def image(self, path: str, alt: str) -> str:
-    rel = os.path.relpath(path, self.out_dir).replace(os.sep, "/")
-    return f"![{alt}]({rel})"
 
 
 # -------------------------------------------------------------------- Markdown helpers
@@ -126,14 +91,6 @@ def _labels(df: pd.DataFrame, keys: Sequence[str]) -> list[str]:
       if keys else [""] * len(df)
 
 
-def varying(t: pd.DataFrame, cols: Sequence[str]) -> list[str]:
-  return [c for c in cols if c in t.columns and t[c].nunique(dropna=False) > 1]
-
-
-def sci_columns(t: pd.DataFrame) -> list[str]:
-  return sorted(c for c in t.columns if str(c).startswith(playbook.SCI))
-
-
 # ------------------------------------------------------------------------------ sections
 
 def _summary(ctx: Context) -> list[str]:
@@ -151,25 +108,7 @@ def _summary(ctx: Context) -> list[str]:
     lines.append(f"- {name}: {', '.join(map(text, vals)) if vals else '–'}")
   lines += ["", "Score: best validation value of the goal metric (retrospective checkpoint "
             "selection), lower is better.", ""]
-  return lines + md_table(_study_table(t))
-
-
-def _study_table(t: pd.DataFrame) -> pd.DataFrame:
-  sci = sci_columns(t)
-  rows = []
-  for sid, g in t.groupby("study_id", sort=True):
-    setting = ", ".join(f"{c[len(playbook.SCI):]}={_cell(g[c].iloc[0])}" for c in sci
-                        if g[c].notna().any())
-    ok = g[g["status"] == "ok"][SCORE]
-    rows.append({"study": sid, "workload": g["workload"].iloc[0],
-                 "protocol": g["protocol_name"].iloc[0],
-                 "optimizer": ", ".join(sorted(map(str, g["optimizer"].dropna().unique()))),
-                 "setting": setting, "trials": len(g),
-                 "ok": int((g["status"] == "ok").sum()),
-                 "diverged": int((g["status"] == "diverged").sum()),
-                 "failed": int((g["status"] == "failed").sum()),
-                 "best score": float(ok.min()) if ok.notna().any() else np.nan})
-  return pd.DataFrame(rows)
+  return lines + md_table(study_table(t))
 
 
 def _problems(ctx: Context) -> list[str]:
@@ -177,25 +116,6 @@ def _problems(ctx: Context) -> list[str]:
   if not probs:
     return ["None: every file under the results directory was read."]
   return [f"{len(probs)} file(s) skipped:", ""] + [f"- {text(p)}" for p in probs]
-
-
-def scaling_trials(ctx: Context) -> pd.DataFrame:
-  """Trials of groups (workload/optimizer/protocol) that ran two or more batch sizes."""
-  t = ctx.trials
-  if t.empty:
-    raise NotApplicable("no trials")
-  t = t[t["goal_metric"].notna() & t["goal_threshold"].notna()]
-  if t.empty:
-    raise NotApplicable("no trial records a goal (goal metric and threshold)")
-  n_batch = t.groupby(SCALING_GROUPS, dropna=False)["batch_size"].transform("nunique")
-  t = t[n_batch >= 2]
-  if t.empty:
-    raise NotApplicable("batch size does not vary within any workload/optimizer/protocol")
-  return t
-
-
-STEPS_ESTIMAND = ("the steps to result a rerun of the study (same protocol, same number "
-                  "of trials) would give, its median over reruns")
 
 
 def _steps_to_result(ctx: Context) -> list[str]:
@@ -283,17 +203,6 @@ def _budget(ctx: Context) -> list[str]:
   return lines
 
 
-def best_of_k_table(ctx: Context, max_studies: int | None = None) -> pd.DataFrame:
-  """best_of_k over every study with two or more finished trials (the first
-  `max_studies` by id); the best-of-k section and figure both use it."""
-  t = ctx.trials[ctx.trials["status"] != "failed"]
-  sizes = t.groupby("study_id").size()
-  keep = sorted(sizes[sizes >= 2].index)[:max_studies]
-  if not keep:
-    raise NotApplicable("no study has two or more finished trials")
-  return best_of_k(t[t["study_id"].isin(keep)], by="study_id", score=SCORE)
-
-
 def _best_of_k(ctx: Context) -> list[str]:
   table = best_of_k_table(ctx)
   studies = sorted(table["study_id"].unique())
@@ -319,25 +228,6 @@ def _best_of_k(ctx: Context) -> list[str]:
                    "E[best] closed form": r["mean"], "P(inf)": r["p_inf"],
                    "test of selected (median)": r["test_median"]})
   return lines + md_table(pd.DataFrame(rows))
-
-
-def _ranking_keys(t: pd.DataFrame) -> list[str]:
-  sci = [c for c in varying(t, sci_columns(t)) if c != "sci/optimizer"]
-  return ["workload", "protocol_name"] + sci
-
-
-def ranking_scores(ctx: Context) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-  """(trials, optimizer_scores, group keys) of every group run with two or more
-  optimizers; the rankings section and Choi's figures both start here."""
-  t = ctx.trials
-  if t.empty:
-    raise NotApplicable("no trials")
-  by = _ranking_keys(t)
-  n_opt = t.groupby(by, dropna=False)["optimizer"].transform("nunique")
-  t = t[n_opt >= 2]
-  if t.empty:
-    raise NotApplicable("no workload/protocol was run with more than one optimizer")
-  return t, optimizer_scores(t, by=by, score=SCORE), by
 
 
 def _rankings(ctx: Context) -> list[str]:
@@ -382,7 +272,7 @@ def _profiles(ctx: Context) -> list[str]:
   t = t.assign(submission=t["optimizer"].astype(str) + " | " + t["protocol_name"].astype(str))
   if t["submission"].nunique() < 2:
     raise NotApplicable("one optimizer/protocol only: nothing to compare")
-  t, dropped = _one_setting(t)
+  t, dropped = one_setting(t)
   if t["submission"].nunique() < 2:
     raise NotApplicable("fewer than two optimizer/protocol pairs ran one scientific setting "
                         "per workload (profiles compare repeated studies of one setting)")
@@ -397,23 +287,6 @@ def _profiles(ctx: Context) -> list[str]:
            "under the profile up to ratio 4.", ""] + note
           + [ctx.image(path, "performance profile"), ""] + md_table(times) + ["", "Scores:", ""]
           + md_table(prof.score.reset_index().rename(columns={"index": "submission"})))
-
-
-def budget_ranking(ctx: Context, **options: Any) -> BudgetRanking:
-  """Optimizer ranks per protocol (the rankings section's groups) at 10%..100% of
-  the step budget; the budget-rankings section and its paper figure start here.
-  `options` go to analysis.budget_rankings.budget_rankings (fractions, unit, ...)."""
-  if ctx.curves.empty:
-    raise NotApplicable("no evaluation curves")
-  if ctx.trials.empty:
-    raise NotApplicable("no trials")
-  result = budget_rankings(ctx.trials, ctx.curves, by=_ranking_keys(ctx.trials),
-                           submission_col="optimizer", n_boot=ctx.n_boot, seed=ctx.seed,
-                           **options)
-  if result.scores.empty:
-    raise NotApplicable("no workload/protocol was run with more than one optimizer "
-                        "(with curves and a goal metric)")
-  return result
 
 
 def _budget_rankings(ctx: Context) -> list[str]:
@@ -462,34 +335,6 @@ def _budget_rankings(ctx: Context) -> list[str]:
   return lines + ["Ranks per budget (1 = best):", ""] + md_table(show)
 
 
-def clock_ranking(ctx: Context, **options: Any) -> ClockRanking:
-  """Time-to-goal ranks of submissions (optimizer | protocol, plus varying scientific
-  settings) per workload in steps and in seconds; the section and its figure use it.
-  `options` go to analysis.clock_rankings.clock_rankings (pack; clock, here by
-  default steps_per_sec: a trial's wall_time includes compilation when it was the
-  first of its program shape in its process, which at small scales decides the
-  order)."""
-  t, c = ctx.trials, ctx.curves
-  options = {"clock": "steps_per_sec", **options}
-  if t.empty or c.empty:
-    raise NotApplicable("no trials with evaluation curves")
-  if options["clock"] == "wall_time" and not np.isfinite(
-      pd.to_numeric(c["wall_time"], errors="coerce")).any():
-    raise NotApplicable("the curves record no wall_time")
-  if options["clock"] == "steps_per_sec" and not np.isfinite(
-      pd.to_numeric(t["steps_per_sec"], errors="coerce")).any():
-    raise NotApplicable("the trial records have no steps_per_sec")
-  if not (t["goal_metric"].notna() & t["goal_threshold"].notna()).any():
-    raise NotApplicable("no trial records a goal (goal metric and threshold)")
-  t = t.assign(submission=submission_labels(t))
-  result = clock_rankings(t, c, submission_col="submission", **options)
-  s = result.summary[result.summary["scope"] == "workload"]
-  if not ((s["n_submissions"] >= 2) & (s["n_reached"] >= 1)).any():
-    raise NotApplicable("no workload where two or more submissions ran and one reached "
-                        "its goal")
-  return result
-
-
 def _clock_rankings(ctx: Context) -> list[str]:
   cr = clock_ranking(ctx)
   multi = cr.table.groupby("workload")["workload"].transform("size") >= 2
@@ -521,27 +366,6 @@ def _clock_rankings(ctx: Context) -> list[str]:
       "pace outliers": s["pace_outliers"]}))
   lines += ["", "Times and ranks (change < 0: better by seconds than by steps):", ""]
   return lines + md_table(table.rename(columns={"seconds_per_step": "s/step"}))
-
-
-def goal_metric(t: pd.DataFrame) -> str:
-  """The trials' goal metric ('error', 'loss'), or 'score' when they differ."""
-  goals = t["goal_metric"].dropna().unique() if "goal_metric" in t else []
-  return str(goals[0]) if len(goals) == 1 else "score"
-
-
-def score_label(t: pd.DataFrame) -> str:
-  m = goal_metric(t)
-  return f"best val/{m}" if m != "score" else "best validation score"
-
-
-def _one_setting(t: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-  """Submissions that ran a single scientific setting on every workload, and the others."""
-  sci = [c for c in sci_columns(t) if c != "sci/optimizer"]
-  if not sci:
-    return t, []
-  n = t.groupby(["submission", "workload"], dropna=False)[sci].nunique(dropna=False).max(axis=1)
-  bad = sorted({s for (s, _), v in n.items() if v > 1})
-  return t[~t["submission"].isin(bad)], bad
 
 
 def _axis_plots(ctx: Context) -> list[str]:
@@ -583,13 +407,8 @@ def _axis_plots(ctx: Context) -> list[str]:
 
 def _budget_note(t: pd.DataFrame, col: str) -> list[str]:
   """A line saying so when the values compared ran different budgets (steps, epochs)."""
-  if "train_steps" not in t.columns or col not in t.columns:
-    return []
-  steps = pd.to_numeric(t["train_steps"], errors="coerce")
-  epochs = steps * pd.to_numeric(t["batch_size"], errors="coerce") / pd.to_numeric(
-      t["num_train_examples"], errors="coerce")
-  per = pd.DataFrame({"v": t[col], "steps": steps, "epochs": epochs}).groupby("v").max()
-  if per["steps"].nunique() <= 1 and per["epochs"].round(2).nunique() <= 1:
+  per = budgets_by_value(t, col)
+  if per is None:
     return []
   parts = [f"{_cell(v)}: {_cell(r.steps)} steps" + (f" ({r.epochs:.3g} epochs)"
                                                      if np.isfinite(r.epochs) else "")
@@ -620,21 +439,6 @@ def _isolation(ctx: Context) -> list[str]:
         ctx.image(path, f"isolation {col}"), ""] + md_table(show)
     lines += [""]
   return lines
-
-
-def study_order(t: pd.DataFrame) -> list[str]:
-  """Study ids ordered by their scientific settings, numbers as numbers (batch 16
-  before 64 before 1024), then by id."""
-  sci = sci_columns(t)
-  first = t.groupby("study_id", sort=False).first()
-  def key(sid):
-    vals = []
-    for c in sci:
-      v = first.at[sid, c] if c in first.columns else None
-      num = pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0]
-      vals.append((0, float(num), "") if pd.notna(num) else (1, 0.0, str(v)))
-    return (vals, str(sid))
-  return sorted(first.index, key=key)
 
 
 def _training_curves(ctx: Context) -> list[str]:
@@ -723,27 +527,6 @@ def _prepare_out(out_dir: str) -> None:
     raise ReportError(f"--out {out_dir}: not writable")
 
 
-def context(results_dir: str, out_dir: str, **options: Any) -> Context:
-  """Loaded results with the report's score column, for sections and paper figures."""
-  results = load(results_dir)
-  trials = results.trials.assign(**{SCORE: playbook.default_score(results.trials)})
-  return Context(results_dir, out_dir, results, trials, results.curves,
-                 playbook.search_spaces(results.studies), **options)
-
-
-def report_title(trials: pd.DataFrame, results_dir: str) -> str:
-  """'<experiment> on <workloads>' from the records; the folder name only when the
-  records name no experiment."""
-  exps = sorted(str(e) for e in trials.get("experiment", pd.Series(dtype=object)).dropna()
-                .unique())
-  wls = sorted(str(w) for w in trials.get("workload", pd.Series(dtype=object)).dropna()
-               .unique())
-  if not exps:
-    return f"Results report: {text(os.path.basename(os.path.abspath(results_dir)))}"
-  on = f" on {', '.join(map(text, wls))}" if wls else ""
-  return f"Results report: {', '.join(map(text, exps))}{on}"
-
-
 def no_records(results_dir: str, problems: Sequence[str]) -> str:
   """The one line for a folder without trial records, naming the tool for what it holds."""
   line = f"--results_dir {results_dir}: no trial records (record.json) found"
@@ -754,8 +537,10 @@ def no_records(results_dir: str, problems: Sequence[str]) -> str:
 
 
 def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
-                 n_boot: int = 1000, k_curves: int = 3, seed: int = 0) -> str:
-  """Write OUTDIR/report.md (and figures/) for a results directory; return its path.
+                 n_boot: int = 1000, k_curves: int = 3, seed: int = 0,
+                 html: bool = True) -> str:
+  """Write OUTDIR/report.md (and figures/, and report.html unless html=False) for a
+  results directory; return the path of report.md.
 
   Raises ReportError (one line), writing nothing, for a missing results
   directory, one without trial records, or an unwritable output folder.
@@ -767,16 +552,25 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
   if ctx.trials.empty:
     raise ReportError(no_records(results_dir, ctx.results.problems))
   _prepare_out(out_dir)
-  lines = [f"# {report_title(ctx.trials, results_dir)}", ""]
-  for title, build in SECTIONS:
-    lines += _section(ctx, title, build)
-  path = os.path.join(out_dir, REPORT)
+  title = experiment_title(ctx.trials, results_dir)
+  lines = [f"# {text(title)}", ""]
+  for name, build in SECTIONS:
+    lines += _section(ctx, name, build)
+  path = _write(out_dir, REPORT, "\n".join(lines).rstrip() + "\n")
+  if html:
+    _write(out_dir, html_report.REPORT_HTML, html_report.render(ctx, title))
+  return path
+
+
+def _write(out_dir: str, name: str, content: str) -> str:
+  """Write OUTDIR/name atomically (temp + rename); one line on failure."""
+  path = os.path.join(out_dir, name)
   try:
     with open(path + ".tmp", "w", encoding="utf-8") as f:
-      f.write("\n".join(lines).rstrip() + "\n")
+      f.write(content)
     os.replace(path + ".tmp", path)
   except OSError as e:
-    raise ReportError(f"--out {out_dir}: cannot write {REPORT} ({e.strerror or e})") from None
+    raise ReportError(f"--out {out_dir}: cannot write {name} ({e.strerror or e})") from None
   return path
 
 
@@ -791,6 +585,8 @@ def _define_flags() -> None:
                       "missing; keep it outside --results_dir).")
   flags.DEFINE_integer("n_boot", 1000, "Bootstrap replicates behind the rank bands across "
                        "training budgets (every other bound is exact, from order statistics).")
+  flags.DEFINE_bool("html", True, "Also write report.html: the figures as interactive, "
+                    "self-contained plots (offline; --nohtml skips it).")
   flags.DEFINE_integer("k_curves", 3, "Best trials per study whose training curves are drawn.")
   flags.DEFINE_integer("seed", 0, "Seed of the bootstrap resampling.")
   flags.mark_flags_as_required(["results_dir", "out"])
@@ -806,7 +602,7 @@ def main(argv: Sequence[str]) -> int:
   logging.getLogger("analysis.load").addFilter(skipped)  # report.md lists them all
   try:
     path = write_report(f.results_dir, f.out, n_boot=f.n_boot, k_curves=f.k_curves,
-                        seed=f.seed)
+                        seed=f.seed, html=f.html)
   except ReportError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

@@ -4,14 +4,14 @@ Dodge et al.'s closed-form E[best of k] where finite, for every study with two o
 more trials (--max_studies lines)."""
 from absl import flags
 
-from analysis import plots, report
+from analysis import figure_data, plots
 from paper_figures import common
 
 _MAX = flags.DEFINE_integer("max_studies", 8, "Studies drawn (the first by id).")
 
 
 def make(ctx, out):
-  table = report.best_of_k_table(ctx, max_studies=_MAX.value)
+  table = figure_data.best_of_k_table(ctx, max_studies=_MAX.value)
   plots.best_of_k_plot(table, out)
   return table[["study_id", "k", "median", "lo", "hi", "sides", "mean"]]
 

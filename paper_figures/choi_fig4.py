@@ -2,13 +2,13 @@
 
 Each optimizer's rank (1 = best validation error) under each protocol, one
 line per optimizer, protocols ordered from the narrowest search space."""
-from analysis import plots, report
+from analysis import figure_data, plots
 from analysis.rankings import ranking_table
 from paper_figures import common
 
 
 def make(ctx, out):
-  _, s, by = report.ranking_scores(ctx)
+  _, s, by = figure_data.ranking_scores(ctx)
   ranks = ranking_table(s, by=by).reset_index()
   plots.rank_change_plot(ranks, out, by=by)
   return ranks

@@ -17,9 +17,9 @@ from typing import Any, Callable
 import pandas as pd
 from absl import app, flags
 
-from analysis import cli, importers, report
+from analysis import cli, figure_data, importers, report
 
-Figure = Callable[[report.Context, str], "pd.DataFrame | None"]  # noqa: F821
+Figure = Callable[[figure_data.Context, str], "pd.DataFrame | None"]  # noqa: F821
 
 
 def run(make: Figure, doc: str) -> None:
@@ -44,12 +44,12 @@ def run(make: Figure, doc: str) -> None:
       os.makedirs(os.path.dirname(out), exist_ok=True)
     except OSError as e:
       sys.exit(f"error: --out {f.out}: cannot create its folder ({e.strerror})")
-    ctx = report.context(f.results_dir, os.path.dirname(out), n_boot=f.n_boot, seed=f.seed)
+    ctx = figure_data.context(f.results_dir, os.path.dirname(out), n_boot=f.n_boot, seed=f.seed)
     for p in ctx.results.problems:
       print(f"skipped: {p}", file=sys.stderr)
     try:
       table = make(ctx, out)
-    except report.NotApplicable as e:
+    except figure_data.NotApplicable as e:
       sys.exit(f"error: {doc}: not applicable to {f.results_dir}: {e}")
     if table is not None:
       print(table.to_string(index=False))
@@ -74,7 +74,7 @@ class Runs:
   path: str
   trials: pd.DataFrame
   curves: pd.DataFrame
-  ctx: report.Context | None = None
+  ctx: figure_data.Context | None = None
 
 
 class ScriptError(ValueError):
@@ -122,7 +122,7 @@ def load_runs(f: Any, read_imported: bool = True) -> Runs:
   if f.results_dir:
     if not os.path.isdir(f.results_dir):
       raise ScriptError(f"--results_dir {f.results_dir}: not a directory")
-    ctx = report.context(f.results_dir, os.path.dirname(os.path.abspath(f.out)),
+    ctx = figure_data.context(f.results_dir, os.path.dirname(os.path.abspath(f.out)),
                          n_boot=f.n_boot, seed=f.seed)
     for p in ctx.results.problems:
       print(f"skipped: {p}", file=sys.stderr)
@@ -166,7 +166,7 @@ def run_runs(make: Callable[[Runs, str], "tuple[pd.DataFrame, pd.DataFrame | Non
   """Like run(), for scripts that read a store or imported runs (SOURCES).
 
   make(runs, out_path) draws the figure and returns (table to print, table for
-  --csv or None); it raises report.NotApplicable or ScriptError for data it cannot
+  --csv or None); it raises figure_data.NotApplicable or ScriptError for data it cannot
   use. Every bad input, flags included, is one `error: ...` line and exit 1.
   """
   _define_source_flags()
@@ -188,7 +188,7 @@ def run_runs(make: Callable[[Runs, str], "tuple[pd.DataFrame, pd.DataFrame | Non
         raise ScriptError(f"--out {f.out}: cannot create its folder ({e.strerror})") from None
       try:
         shown, full = make(runs, out)
-      except report.NotApplicable as e:
+      except figure_data.NotApplicable as e:
         raise ScriptError(f"{doc}: not applicable to {runs.path}: {e}") from None
       if f.csv and full is not None:
         full.to_csv(f.csv, index=False)

@@ -18,7 +18,7 @@ swap). Prints the rank table with the changes flagged ("yes" beyond noise,
 import numpy as np
 from absl import flags
 
-from analysis import plots, report
+from analysis import figure_data, plots
 from analysis.budget_rankings import budget_rankings
 from paper_figures import common
 
@@ -40,14 +40,14 @@ def make(runs: common.Runs, out: str):
   f = flags.FLAGS
   opts = dict(fractions=np.linspace(1.0 / _FRACTIONS.value, 1.0, _FRACTIONS.value), unit=unit)
   if runs.kind == "store":
-    br = report.budget_ranking(runs.ctx, **opts)
+    br = figure_data.budget_ranking(runs.ctx, **opts)
   else:
     sub = "submission" if runs.kind == "algoperf" else "optimizer"
     budget = "max_runtime" if runs.kind == "algoperf" and unit == "wall_time" else None
     br = budget_rankings(runs.trials, runs.curves, by=["workload"], submission_col=sub,
                          budget_col=budget, n_boot=f.n_boot, seed=f.seed, **opts)
     if br.scores.empty:
-      raise report.NotApplicable("no workload with two or more submissions and curves")
+      raise figure_data.NotApplicable("no workload with two or more submissions and curves")
   where = {"algoperf": "AlgoPerf logs", "deepobs": "DeepOBS baselines"}.get(runs.kind, "")
   plots.rank_vs_budget_plot(br.scores, br.changes, out, by=br.by,
                             submission_col=br.submission_col, unit=unit,

@@ -6,17 +6,17 @@ that ends beyond the largest batch size) drawn as open markers and arrows;
 vertical lines: where scaling leaves the perfect regime and the maximal useful
 batch size (analysis.steps_to_result).
 """
-from analysis import plots, report
+from analysis import figure_data, plots
 from analysis.steps_to_result import scaling_curve
 from paper_figures import common
 
 
 def make(ctx, out):
-  t = report.scaling_trials(ctx)
-  sc = scaling_curve(t, ctx.curves, groups=report.SCALING_GROUPS)
+  t = figure_data.scaling_trials(ctx)
+  sc = scaling_curve(t, ctx.curves, groups=figure_data.SCALING_GROUPS)
   plots.steps_to_result_plot(sc.table, out, estimates=sc.estimates,
-                             groups=report.SCALING_GROUPS)
-  return sc.table.merge(sc.estimates, on=report.SCALING_GROUPS, how="left")
+                             groups=figure_data.SCALING_GROUPS)
+  return sc.table.merge(sc.estimates, on=figure_data.SCALING_GROUPS, how="left")
 
 
 if __name__ == "__main__":

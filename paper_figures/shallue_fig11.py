@@ -2,7 +2,7 @@
 within an epoch budget, per batch size (one workload: the first, or --workload)."""
 from absl import flags
 
-from analysis import plots, report
+from analysis import figure_data, plots
 from analysis.steps_to_result import best_under_budget
 from paper_figures import common
 
@@ -10,11 +10,11 @@ _WORKLOAD = flags.DEFINE_string("workload", None, "Workload to draw (default: th
 
 
 def make(ctx, out):
-  t = report.scaling_trials(ctx)
+  t = figure_data.scaling_trials(ctx)
   workload = _WORKLOAD.value or sorted(t["workload"].dropna().unique())[0]
   t = t[t["workload"] == workload]
   if t.empty:
-    raise report.NotApplicable(f"no batch-scaling trials of workload {workload!r}")
+    raise figure_data.NotApplicable(f"no batch-scaling trials of workload {workload!r}")
   metric = str(t["goal_metric"].dropna().iloc[0])
   by = ["optimizer", "batch_size"]
   steps = best_under_budget(t, ctx.curves, unit="steps", metric=metric, by=by)

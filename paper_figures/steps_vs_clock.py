@@ -14,7 +14,7 @@ Prints the per-workload agreement and the rank-change table; --csv writes it.
 """
 from absl import flags
 
-from analysis import algoperf_rankings, clock_rankings, plots, report
+from analysis import algoperf_rankings, clock_rankings, figure_data, plots
 from paper_figures import common
 
 _CLOCK = flags.DEFINE_enum("clock", "steps_per_sec", list(clock_rankings.CLOCKS), "Seconds "
@@ -30,9 +30,9 @@ _PACK = flags.DEFINE_enum("pack", "recorded", list(clock_rankings.PACKS), "Packe
 
 def make(runs: common.Runs, out: str):
   if runs.kind == "deepobs":
-    raise report.NotApplicable("DeepOBS runs record no wall-clock time and no targets")
+    raise figure_data.NotApplicable("DeepOBS runs record no wall-clock time and no targets")
   if runs.kind == "store":
-    cr = report.clock_ranking(runs.ctx, clock=_CLOCK.value, pack=_PACK.value)
+    cr = figure_data.clock_ranking(runs.ctx, clock=_CLOCK.value, pack=_PACK.value)
     title = None
   else:
     f = flags.FLAGS
