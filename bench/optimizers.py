@@ -45,6 +45,19 @@ Recent rules, each optax's (optax.contrib where marked), with lr_t the schedule:
              rectification r_t, and momentum SGD (m_hat alone) while rho_t < 5
              (Liu et al. 2020)
 
+More optax / optax.contrib rules that train from scratch, each optax's own (their
+papers and search-space ranges cited in protocols/presets.py, _more_entries):
+  adan (Xie et al. 2022), cocob (Orabona & Tommasi 2017), dadapt_adamw (Defazio &
+  Mishchenko 2023), dog (Ivgi et al. 2023), dowg (Khaled et al. 2023), madgrad (Defazio &
+  Jelassi 2021), sign_sgd (Bernstein et al. 2018), acprop (Zhuang et al. 2021), adabelief
+  (Zhuang et al. 2020), yogi (Zaheer et al. 2018), amsgrad (Reddi et al. 2018), adamax
+  (Kingma & Ba 2015), novograd (Ginsburg et al. 2019), adagrad (Duchi et al. 2011),
+  adadelta (Zeiler 2012), fromage (Bernstein et al. 2020). For cocob, dadapt_adamw, dog,
+  dowg and adadelta the learning rate is a multiplier of the step they estimate (1.0).
+  Left out: sm3 (takes no schedule), rprop and lbfgs (full-batch methods), noisy_sgd
+  (its own random key), optimistic_gradient_descent (for games), mechanize and sam
+  (wrappers of another rule), galore (low-rank projection for LLM memory).
+
 Not here: sophia (optax.contrib.sophia's update needs `obj_fn`, the loss as a function
 of the parameters, for a Hessian-vector product: the train step passes only grads, and
 forward-mode through the CPU convolution's custom VJP fails) and PSGD's kron (psgd-jax
@@ -204,6 +217,83 @@ def _radam(lr, h):
   return optax.radam(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"])
 
 
+# ----- more of optax / optax.contrib (module docstring, "More optax rules") -----
+
+def _adan(lr, h):
+  return optax.adan(lr, b1=h["beta1"], b2=h["beta2"], b3=h["beta3"], eps=h["epsilon"],
+                    weight_decay=h["weight_decay"])
+
+
+def _cocob(lr, h):
+  return optax.contrib.cocob(lr, alpha=h["alpha"], eps=h["epsilon"],
+                             weight_decay=h["weight_decay"])
+
+
+def _dadapt_adamw(lr, h):
+  return optax.contrib.dadapt_adamw(lr, betas=(h["beta1"], h["beta2"]), eps=h["epsilon"],
+                                    estim_lr0=h["estim_lr0"], weight_decay=h["weight_decay"])
+
+
+def _dog(lr, h):
+  # ('heuristic', reps_rel): the first step's distance r_eps = reps_rel (1 + |x_0|).
+  return optax.contrib.dog(lr, init_step=("heuristic", h["reps_rel"]), eps=h["epsilon"],
+                           weight_decay=h["weight_decay"])
+
+
+def _dowg(lr, h):
+  # optax's default: the initial squared-distance estimate is epsilon.
+  return optax.contrib.dowg(lr, eps=h["epsilon"], weight_decay=h["weight_decay"])
+
+
+def _madgrad(lr, h):
+  return optax.contrib.madgrad(lr, momentum=h["momentum"], eps=h["epsilon"],
+                               weight_decay=h["weight_decay"])
+
+
+def _sign_sgd(lr, h):
+  return optax.sign_sgd(lr)
+
+
+def _acprop(lr, h):
+  return optax.contrib.acprop(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"],
+                              eps_root=h["epsilon"], weight_decay=h["weight_decay"])
+
+
+def _adabelief(lr, h):
+  return optax.adabelief(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"],
+                         eps_root=h["epsilon"])
+
+
+def _yogi(lr, h):
+  return optax.yogi(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"])
+
+
+def _amsgrad(lr, h):
+  return optax.amsgrad(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"])
+
+
+def _adamax(lr, h):
+  return optax.adamax(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"])
+
+
+def _novograd(lr, h):
+  return optax.novograd(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"],
+                        weight_decay=h["weight_decay"])
+
+
+def _adagrad(lr, h):
+  return optax.adagrad(lr, initial_accumulator_value=h["initial_accumulator"],
+                       eps=h["epsilon"])
+
+
+def _adadelta(lr, h):
+  return optax.adadelta(lr, rho=h["rho"], eps=h["epsilon"], weight_decay=h["weight_decay"])
+
+
+def _fromage(lr, h):
+  return optax.fromage(lr, min_norm=h["min_norm"])
+
+
 @dataclasses.dataclass(frozen=True)
 class OptimizerSpec:
   """A named update rule: its factory and its hyperparameters with defaults."""
@@ -277,6 +367,58 @@ REGISTRY: dict[str, OptimizerSpec] = {s.name: s for s in [
                   "relative step size"),
     OptimizerSpec("radam", _radam, dict(_ADAM_DEFAULTS),
                   "RAdam (optax.radam): Adam with a rectified adaptive step"),
+    # More optax / optax.contrib rules (module docstring); defaults from their papers
+    # (cited in protocols/presets.py beside their search spaces) or optax's.
+    OptimizerSpec("adan", _adan, {"learning_rate": 1e-3, "beta1": 0.98, "beta2": 0.92,
+                                  "beta3": 0.99, "epsilon": 1e-8, "weight_decay": 0.02},
+                  "Adan (optax.adan): Nesterov momentum from gradient differences"),
+    OptimizerSpec("cocob", _cocob, {"learning_rate": 1.0, "alpha": 100.0, "epsilon": 1e-8,
+                                    "weight_decay": 0.0},
+                  "COCOB-Backprop (optax.contrib.cocob): coin betting, no step size; "
+                  "learning_rate multiplies its step"),
+    OptimizerSpec("dadapt_adamw", _dadapt_adamw,
+                  {"learning_rate": 1.0, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8,
+                   "estim_lr0": 1e-6, "weight_decay": 0.0},
+                  "D-Adaptation AdamW (optax.contrib.dadapt_adamw): estimated step size d; "
+                  "learning_rate multiplies d"),
+    OptimizerSpec("dog", _dog, {"learning_rate": 1.0, "reps_rel": 1e-6, "epsilon": 1e-8,
+                                "weight_decay": 0.0},
+                  "DoG (optax.contrib.dog): step = max distance from the start / sqrt(sum "
+                  "|g|^2); learning_rate multiplies it"),
+    OptimizerSpec("dowg", _dowg, {"learning_rate": 1.0, "epsilon": 1e-4, "weight_decay": 0.0},
+                  "DoWG (optax.contrib.dowg): distance-weighted gradient sums; "
+                  "learning_rate multiplies its step"),
+    OptimizerSpec("madgrad", _madgrad, {"learning_rate": 1e-2, "momentum": 0.9,
+                                        "epsilon": 1e-6, "weight_decay": 0.0},
+                  "MADGRAD (optax.contrib.madgrad): dual averaging with a cube-root "
+                  "adaptive denominator and momentum by averaging"),
+    OptimizerSpec("sign_sgd", _sign_sgd, {"learning_rate": 1e-4},
+                  "signSGD (optax.sign_sgd): theta -= lr sign(g)"),
+    # ACProp's epsilon 1e-8, not optax's 1e-16: its normaliser is the previous step's
+    # second moment, so a coordinate whose previous gradient was exactly 0 (a dead ReLU
+    # unit) gets g / (sqrt(eps) + eps); at 1e-16 mnist1d_mlp diverges at step 2.
+    OptimizerSpec("acprop", _acprop, {**_ADAM_DEFAULTS, "weight_decay": 0.0},
+                  "ACProp (optax.contrib.acprop): centred second moment, asynchronous "
+                  "(previous-step) normaliser"),
+    OptimizerSpec("adabelief", _adabelief, {**_ADAM_DEFAULTS, "epsilon": 1e-16},
+                  "AdaBelief (optax.adabelief): Adam with the variance of g around m"),
+    OptimizerSpec("yogi", _yogi, {**_ADAM_DEFAULTS, "learning_rate": 1e-2, "epsilon": 1e-3},
+                  "Yogi (optax.yogi): additive second-moment update"),
+    OptimizerSpec("amsgrad", _amsgrad, dict(_ADAM_DEFAULTS),
+                  "AMSGrad (optax.amsgrad): Adam with the running max of v"),
+    OptimizerSpec("adamax", _adamax, {**_ADAM_DEFAULTS, "learning_rate": 2e-3},
+                  "AdaMax (optax.adamax): Adam with the infinity norm"),
+    OptimizerSpec("novograd", _novograd, {"learning_rate": 1e-2, "beta1": 0.95, "beta2": 0.98,
+                                          "epsilon": 1e-6, "weight_decay": 0.0},
+                  "NovoGrad (optax.novograd): layer-wise second moments"),
+    OptimizerSpec("adagrad", _adagrad, {"learning_rate": 1e-2, "initial_accumulator": 0.1,
+                                        "epsilon": 1e-7},
+                  "Adagrad (optax.adagrad): sum of squared gradients"),
+    OptimizerSpec("adadelta", _adadelta, {"learning_rate": 1.0, "rho": 0.95, "epsilon": 1e-6,
+                                          "weight_decay": 0.0},
+                  "Adadelta (optax.adadelta): RMS of past steps over RMS of gradients"),
+    OptimizerSpec("fromage", _fromage, {"learning_rate": 1e-2, "min_norm": 1e-6},
+                  "Fromage (optax.fromage): layer-wise relative steps"),
 ]}
 
 
@@ -353,9 +495,16 @@ def _check_ranges(name: str, h: Mapping[str, Any]) -> None:
   for key in ("momentum", "beta1", "beta2", "beta3", "rho"):
     if key in h and isinstance(h[key], (int, float)) and not 0 <= h[key] < 1:
       bad(key, "must be in [0, 1)")
-  for key in ("epsilon", "weight_decay", "alpha"):
+  for key in ("epsilon", "weight_decay", "alpha", "min_norm", "initial_accumulator"):
     if key in h and isinstance(h[key], (int, float)) and h[key] < 0:
       bad(key, "must be >= 0")
+  for key in ("reps_rel",):
+    if key in h and isinstance(h[key], (int, float)) and h[key] <= 0:
+      bad(key, "must be > 0")
+  if name in ("cocob",) and isinstance(h.get("alpha"), (int, float)) and h["alpha"] <= 0:
+    bad("alpha", "must be > 0")  # COCOB's reward bound: alpha L_i in its denominator
+  if name in ("dowg",) and isinstance(h.get("epsilon"), (int, float)) and h["epsilon"] <= 0:
+    bad("epsilon", "must be > 0")  # DoWG's first distance estimate: 0 never moves
   if "decay_rate" in h and isinstance(h["decay_rate"], (int, float)) and \
       not 0 < h["decay_rate"] <= 1:
     bad("decay_rate", "must be in (0, 1]")

@@ -69,6 +69,10 @@ CHOI_OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "nadam")
 # Recent rules (bench.optimizers) with Choi-style nested spaces of their own (_MODERN_SPACES).
 MODERN_OPTIMIZERS = ("lion", "signum", "adopt", "ademamix", "muon", "prodigy",
                      "schedule_free_sgd", "adafactor", "radam")
+# More rules of optax / optax.contrib (issue 21), spaces in _more_entries.
+MORE_OPTIMIZERS = ("adan", "cocob", "dadapt_adamw", "dog", "dowg", "madgrad", "sign_sgd",
+                   "acprop", "adabelief", "yogi", "amsgrad", "adamax", "novograd", "adagrad",
+                   "adadelta", "fromage")
 CHOI_LEVELS = ("lr", "lr_momentum", "all")
 
 
@@ -97,15 +101,18 @@ def choi(optimizer: str, level: str, *, num_trials: int = 100,
   Ranges are generic, not the paper's per-workload refined spaces (its Appendix D).
 
   The MODERN_OPTIMIZERS (lion, signum, adopt, ademamix, muon, prodigy, schedule_free_sgd,
-  adafactor, radam) get spaces built the same way (_MODERN_SPACES: where each range comes
-  from is noted there); `epsilon_range` applies to those whose epsilon plays Adam's role.
+  adafactor, radam) and MORE_OPTIMIZERS (the rest of optax / optax.contrib that trains
+  from scratch) get spaces built the same way (_modern_entries, _more_entries: where each
+  range comes from is noted there); `epsilon_range` applies to those whose epsilon plays
+  Adam's role.
   """
-  if optimizer not in CHOI_OPTIMIZERS + MODERN_OPTIMIZERS:
-    raise ProtocolError(f"choi: optimizer must be one of "
-                        f"{', '.join(CHOI_OPTIMIZERS + MODERN_OPTIMIZERS)}, got {optimizer!r}")
+  known = CHOI_OPTIMIZERS + MODERN_OPTIMIZERS + MORE_OPTIMIZERS
+  if optimizer not in known:
+    raise ProtocolError(f"choi: optimizer must be one of {', '.join(known)}, "
+                        f"got {optimizer!r}")
   if level not in CHOI_LEVELS:
     raise ProtocolError(f"choi: level must be one of {', '.join(CHOI_LEVELS)}, got {level!r}")
-  if optimizer in MODERN_OPTIMIZERS:
+  if optimizer in MODERN_OPTIMIZERS + MORE_OPTIMIZERS:
     space = _modern_space(optimizer, CHOI_LEVELS.index(level), epsilon_range)
   else:
     space = _choi_space(optimizer, CHOI_LEVELS.index(level), epsilon_range)
@@ -229,6 +236,81 @@ def _modern_entries(optimizer: str, epsilon_range: tuple[float, float]
     # 0.5-1.0), eps1 1e-30 added to g^2 (so its range is in squared units, up to 1e-2).
     return _LR_ADAPTIVE, {"beta1": _BETA1, "decay_rate": (2, ss.linear(0.5, 1.0)),
                           "epsilon": (2, ss.log(1e-30, 1e-2))}
+  return _more_entries(optimizer, epsilon_range)
+
+
+# Step-size multipliers of the parameter-free rules (their step is estimated; 1.0 is the
+# papers' setting): two decades either side, as prodigy's.
+_LR_MULTIPLIER = ((1e-2, 1e2), (1e-2, 1e2))
+
+
+def _more_entries(optimizer: str, epsilon_range: tuple[float, float]
+                  ) -> tuple[tuple[tuple[float, float], tuple[float, float]],
+                             dict[str, tuple[int, Any]]]:
+  """_modern_entries for MORE_OPTIMIZERS (the same conventions and levels)."""
+  eps = (2, ss.log(*epsilon_range))
+  wd = (2, ss.log(*_WEIGHT_DECAY))
+  if optimizer == "adan":
+    # Xie et al. 2022 (arXiv:2208.06677) Table 12 / optax: beta1 0.98, beta2 0.92, beta3
+    # 0.99 (1 - their 0.02, 0.08, 0.01), weight decay 0.02, Adam-scale learning rates:
+    # Choi's adam space; beta2 (the gradient-difference EMA) with the second moments.
+    return _LR_ADAPTIVE, {"beta1": _BETA1, "beta2": _BETA2, "beta3": _BETA2,
+                          "epsilon": eps, "weight_decay": wd}
+  if optimizer == "cocob":
+    # Orabona & Tommasi 2017 (arXiv:1705.07795) sec. 5: alpha = 100 in every experiment
+    # ("no learning rate"); here 1 to 1e4 at 'all'; epsilon is a numerical guard.
+    return _LR_MULTIPLIER, {"alpha": (2, ss.log(1.0, 1e4)), "weight_decay": wd}
+  if optimizer == "dadapt_adamw":
+    # Defazio & Mishchenko 2023 (arXiv:2301.07733): Adam's betas, learning_rate 1.0 a
+    # multiplier of d; epsilon bounded as prodigy's (it sits on d sqrt(v) as well).
+    return _LR_MULTIPLIER, {"beta1": _BETA1, "beta2": _BETA2,
+                            "epsilon": (2, ss.log(1e-10, 1e-2)), "weight_decay": wd}
+  if optimizer == "dog":
+    # Ivgi et al. 2023 (arXiv:2302.12022) sec. 4: r_eps = 1e-6 (1 + |x_0|), results
+    # insensitive to it over several decades: 1e-8..1e-2 at 'all'.
+    return _LR_MULTIPLIER, {"reps_rel": (2, ss.log(1e-8, 1e-2)), "weight_decay": wd}
+  if optimizer == "dowg":
+    # Khaled et al. 2023 (arXiv:2305.16284): the first distance estimate (optax: epsilon,
+    # 1e-4), searched over 1e-8..1 at 'all'.
+    return _LR_MULTIPLIER, {"epsilon": (2, ss.log(1e-8, 1.0)), "weight_decay": wd}
+  if optimizer == "madgrad":
+    # Defazio & Jelassi 2021 (arXiv:2101.11075): momentum 0.9, eps 1e-6, learning rates
+    # on SGD's scale (1e-3..1 in their sweeps): Choi's SGD range.
+    return ((1e-4, 10.0), (1e-4, 10.0)), {"momentum": _BETA1, "epsilon": eps,
+                                          "weight_decay": wd}
+  if optimizer == "sign_sgd":
+    # Bernstein et al. 2018 (arXiv:1802.04434): signum without momentum; lion's range.
+    return ((1e-6, 1e-1), (1e-6, 1e-1)), {}
+  if optimizer in ("acprop", "adabelief"):
+    # Zhuang et al. 2020 (arXiv:2010.07468) / 2021 (arXiv:2110.05454): Adam's betas,
+    # epsilon 1e-16 added to the centred second moment: Choi's adam space with the
+    # epsilon range reaching down to 1e-20.
+    return _LR_ADAPTIVE, {"beta1": _BETA1, "beta2": _BETA2,
+                          "epsilon": (2, ss.log(1e-20, epsilon_range[1])),
+                          **({"weight_decay": wd} if optimizer == "acprop" else {})}
+  if optimizer in ("yogi", "amsgrad", "adamax"):
+    # Zaheer et al. 2018 (NeurIPS): lr 1e-2, eps 1e-3; Reddi et al. 2018 (ICLR): Adam's;
+    # Kingma & Ba 2015 (sec. 7.1): AdaMax lr 2e-3. Adam-like: Choi's adam space.
+    return _LR_ADAPTIVE, {"beta1": _BETA1, "beta2": _BETA2, "epsilon": eps}
+  if optimizer == "novograd":
+    # Ginsburg et al. 2019 (arXiv:1905.11286): beta1 0.95, beta2 0.98, lr 1e-2 (ResNet-50):
+    # Choi's adam space (its layer-wise normalisation is Adam-like in scale).
+    return _LR_ADAPTIVE, {"beta1": _BETA1, "beta2": _BETA2, "epsilon": eps,
+                          "weight_decay": wd}
+  if optimizer == "adagrad":
+    # Duchi et al. 2011 (JMLR 12): no momentum; the initial accumulator (0.1, TensorFlow's
+    # default) and epsilon at 'all' (1e-10..10 for the accumulator, in squared-gradient
+    # units).
+    return _LR_ADAPTIVE, {"initial_accumulator": (2, ss.log(1e-10, 10.0)), "epsilon": eps}
+  if optimizer == "adadelta":
+    # Zeiler 2012 (arXiv:1212.5701) sec. 4: rho 0.95, eps 1e-6, no learning rate (1.0):
+    # a multiplier range; eps sets the first steps' size (sqrt(eps) / rms(g)): 1e-10..1.
+    return _LR_MULTIPLIER, {"rho": _BETA2,
+                            "epsilon": (2, ss.log(1e-10, 1.0)), "weight_decay": wd}
+  if optimizer == "fromage":
+    # Bernstein et al. 2020 (arXiv:2002.03432): a relative step, lr 1e-2 "works well
+    # across tasks": 1e-4..1. min_norm is a numerical guard, not searched.
+    return ((1e-4, 1.0), (1e-4, 1.0)), {}
   raise ProtocolError(f"choi: no search space for {optimizer!r}")
 
 
