@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from bench import status as status_lib, store, study as study_lib
 from conftest import ROOT
 from protocols.experiments import preset
@@ -78,3 +80,32 @@ def test_tensorboard_events_per_trial(tmp_path):
   assert [(st, round(v, 5)) for st, v in scalars["val/error"]] == \
       [(st, round(v, 5)) for st, v in expected]
   assert not (tdir / "checkpoint").exists()
+
+
+def test_tensorboard_hparams_dashboard_data(tmp_path):
+  """Each trial's events carry the HParams plugin's summaries, read back with
+  TensorBoard's own event reader and plugin parsers."""
+  pytest.importorskip("tensorboard", reason="tensorboard (the [test] extra) not installed")
+  from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+  from tensorboard.plugins.hparams import metadata
+  s = smoke_study()
+  study_lib.StudyRunner(s, tmp_path, log=lambda m: None).run()
+  tdir = next(d for d in sorted((tmp_path / s.study_id).glob("t*"))
+              if store.read_json(d / "record.json")["curve"])
+  rec = store.read_json(tdir / "record.json")
+  acc = EventAccumulator(str(tdir / "events"))
+  acc.Reload()
+  content = acc.PluginTagToContent(metadata.PLUGIN_NAME)
+  exp = metadata.parse_experiment_plugin_data(content[metadata.EXPERIMENT_TAG])
+  start = metadata.parse_session_start_info_plugin_data(
+      content[metadata.SESSION_START_INFO_TAG])
+  metadata.parse_session_end_info_plugin_data(content[metadata.SESSION_END_INFO_TAG])
+  metrics = {m.name.tag for m in exp.metric_infos}
+  assert "val/error" in metrics and "train/loss" in metrics
+  assert {h.name for h in exp.hparam_infos} >= {"learning_rate", "optimizer", "seed"}
+  hp = start.hparams
+  assert hp["learning_rate"].number_value == pytest.approx(rec["hparams"]["learning_rate"])
+  assert hp["optimizer"].string_value == rec["optimizer"]
+  assert hp["seed"].number_value == rec["seed"]
+  # the dashboard's metric values are the run's scalars of those tags
+  assert "val/error" in acc.Tags()["scalars"]
