@@ -161,19 +161,25 @@ def best_of_k_coverage(shape: Shape, n: int, k: int, reps: int, rng: np.random.G
   return hits / reps, "/".join(sorted(sides))
 
 
+def _optimizer_studies(shape: Shape, n: int, optimizers: Sequence[str],
+                       rng: np.random.Generator) -> pd.DataFrame:
+  """One study of n trials per optimizer, every score drawn from `shape`."""
+  rows = []
+  for opt in optimizers:
+    rows += [{"trial_id": f"{opt}{i}", "workload": "w", "protocol_name": "p",
+              "optimizer": opt, "trial_index": i, "status": "ok", "goal_metric": "error",
+              "best/val/error": x, "best/test/error": x}
+             for i, x in enumerate(shape.draw(rng, n))]
+  return pd.DataFrame(rows)
+
+
 def ranking_coverage(shape: Shape, n: int, reps: int, rng: np.random.Generator
                      ) -> tuple[float, str]:
   """optimizer_scores' bound on each optimizer's rerun median best validation score."""
   truth = shape.quantile(bounds.level(n))
   hits, sides = 0, set()
   for _ in range(reps):
-    rows = []
-    for opt in ("sgd", "adam"):
-      v = shape.draw(rng, n)
-      rows += [{"trial_id": f"{opt}{i}", "workload": "w", "protocol_name": "p",
-                "optimizer": opt, "trial_index": i, "status": "ok", "goal_metric": "error",
-                "best/val/error": x, "best/test/error": x} for i, x in enumerate(v)]
-    scores = optimizer_scores(pd.DataFrame(rows))
+    scores = optimizer_scores(_optimizer_studies(shape, n, ("sgd", "adam"), rng))
     for r in scores.itertuples():
       sides.add(r.val_sides)
       hits += _covers(r.val_lo, r.val_hi, truth)
@@ -186,13 +192,8 @@ def inclusion_false_positive_rate(shape: Shape, n: int, reps: int, rng: np.rando
   special and general optimizers draw from one distribution (the null)."""
   beyond = 0
   for _ in range(reps):
-    rows = []
-    for opt in ("sgd", "momentum"):
-      v = shape.draw(rng, n)
-      rows += [{"trial_id": f"{opt}{i}", "workload": "w", "protocol_name": "p",
-                "optimizer": opt, "trial_index": i, "status": "ok", "goal_metric": "error",
-                "best/val/error": x, "best/test/error": x} for i, x in enumerate(v)]
-    pairs = inclusion_check(optimizer_scores(pd.DataFrame(rows)), all_pairs=True)
+    studies = _optimizer_studies(shape, n, ("sgd", "momentum"), rng)
+    pairs = inclusion_check(optimizer_scores(studies), all_pairs=True)
     beyond += bool(pairs["beyond_noise"].any())
   return beyond / reps
 

@@ -69,12 +69,19 @@ def _scalars(events_dir):
   return out
 
 
-def test_tensorboard_events_per_trial(tmp_path):
+@pytest.fixture(scope="module")
+def trial_with_events(tmp_path_factory):
+  """(trial folder, record) of a smoke study's first trial with a curve."""
+  root = tmp_path_factory.mktemp("store")
   s = smoke_study()
-  study_lib.StudyRunner(s, tmp_path, log=lambda m: None).run()
-  tdir = next(d for d in sorted((tmp_path / s.study_id).glob("t*"))
+  study_lib.StudyRunner(s, root, log=lambda m: None).run()
+  tdir = next(d for d in sorted((root / s.study_id).glob("t*"))
               if store.read_json(d / "record.json")["curve"])
-  rec = store.read_json(tdir / "record.json")
+  return tdir, store.read_json(tdir / "record.json")
+
+
+def test_tensorboard_events_per_trial(trial_with_events):
+  tdir, rec = trial_with_events
   scalars = _scalars(str(tdir / "events"))
   expected = [(r["step"], r["val/error"]) for r in rec["curve"]]
   assert [(st, round(v, 5)) for st, v in scalars["val/error"]] == \
@@ -82,17 +89,13 @@ def test_tensorboard_events_per_trial(tmp_path):
   assert not (tdir / "checkpoint").exists()
 
 
-def test_tensorboard_hparams_dashboard_data(tmp_path):
+def test_tensorboard_hparams_dashboard_data(trial_with_events):
   """Each trial's events carry the HParams plugin's summaries, read back with
   TensorBoard's own event reader and plugin parsers."""
   pytest.importorskip("tensorboard", reason="tensorboard (the [test] extra) not installed")
   from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
   from tensorboard.plugins.hparams import metadata
-  s = smoke_study()
-  study_lib.StudyRunner(s, tmp_path, log=lambda m: None).run()
-  tdir = next(d for d in sorted((tmp_path / s.study_id).glob("t*"))
-              if store.read_json(d / "record.json")["curve"])
-  rec = store.read_json(tdir / "record.json")
+  tdir, rec = trial_with_events
   acc = EventAccumulator(str(tdir / "events"))
   acc.Reload()
   content = acc.PluginTagToContent(metadata.PLUGIN_NAME)
