@@ -1,14 +1,17 @@
 """Score AlgoPerf trial logs (or a harness results store) by AlgoPerf's official rule.
 
   python -m analysis.algoperf --logs=DIR --version=0.5 --ruleset=external_tuning \\
-      [--out=OUTDIR] [--by=steps] [--baseline=NAME]
+      [--out=OUTDIR] [--by=steps] [--baseline=NAME] [--ties=lowest|fastest|listing]
   python -m analysis.algoperf --results_dir=runs/algoperf_external [--out=OUTDIR]
 
 prints the scores and ranks, the per-workload time table (median over studies,
 and which rule made a cell +inf), the geometric-mean speedup against a baseline
 submission (as AlgoPerf's scoring/compute_speedups.py reports it) and what was
 skipped; with --out it also writes the performance-profile figure and the
-tables as CSV. The rule is analysis.algoperf_score's, the targets and budgets
+tables as CSV. Where a study's counted trial hinges on how ties in evaluation
+count are broken (the official code leaves it to the directory listing) and
+that moves a median, a note says so, with the scores under each tie rule if
+they differ. The rule is analysis.algoperf_score's, the targets and budgets
 analysis.algoperf_versions', the log layout analysis.algoperf_logs'. Bad input
 is one `error: ...` line, a non-zero exit and nothing written.
 """
@@ -22,6 +25,7 @@ import os
 import sys
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from analysis import algoperf_logs, algoperf_score, algoperf_store, algoperf_versions, cli
@@ -34,6 +38,8 @@ FIGURE = "performance_profile.png"
 _SHORT = {algoperf_score.NOT_REACHED: "inf", algoperf_score.NOT_RUN: "not run",
           algoperf_score.AFTER_BUDGET: "inf (budget)", algoperf_score.BASE_MISSED: "base",
           algoperf_score.OVER_RATIO: "4x"}
+_TIE_WORDS = {"lowest": "the lowest trial number", "fastest": "the fastest of them",
+              "listing": "the first in the directory listing"}
 LEGEND = ("inf: the median study missed the target; not run: no logs; inf (budget): reached "
           "only after the max runtime;",
           "X -> inf (4x): over 4x the fastest; (variant): its held-out variant missed; (base): "
@@ -67,10 +73,14 @@ def resolve_logs(logs: str, ruleset: str) -> str:
 
 
 def score_logs(logs: str, version: str = "0.5", ruleset: str = "external_tuning",
-               by: str = "time") -> Scored:
-  """Read AlgoPerf logs under `logs` and score them; ScoreError on bad input."""
+               by: str = "time", ties: str | None = None) -> Scored:
+  """Read AlgoPerf logs under `logs` and score them; ScoreError on bad input.
+
+  `ties`: the tie-break of trials reaching the target at the same evaluation
+  count (analysis.algoperf_score.TIES); None: the version's.
+  """
   v = get_version(version)
-  _check(ruleset, by)
+  _check(ruleset, by, ties)
   if not os.path.isdir(logs):
     raise ScoreError(f"--logs={logs}: not a directory")
   root = resolve_logs(logs, ruleset)
@@ -84,15 +94,17 @@ def score_logs(logs: str, version: str = "0.5", ruleset: str = "external_tuning"
     raise ScoreError(f"--logs={logs}: no workload scored in AlgoPerf v{v.name} "
                      f"(found: {found})")
   evals = algoperf_logs.target_evals(read, {w: t.metric for w, t in v.targets.items()})
-  board = algoperf_score.leaderboard(read.trials, evals, v, ruleset=ruleset, by=BY_FLAG[by])
+  board = algoperf_score.leaderboard(read.trials, evals, v, ruleset=ruleset, by=BY_FLAG[by],
+                                     ties=ties)
   return Scored(board, root, len(read.trials), read.problems,
-                _unscored(read.trials, scored), _layout_notes(board, ruleset))
+                _unscored(read.trials, scored), _layout_notes(board, ruleset) + _tie_notes(board))
 
 
-def score_store(results_dir: str, ruleset: str = "external_tuning", by: str = "time") -> Scored:
+def score_store(results_dir: str, ruleset: str = "external_tuning", by: str = "time",
+                ties: str | None = None) -> Scored:
   """Score a harness results store (analysis.algoperf_store's mapping)."""
   from analysis.load import load  # only this path needs the store reader
-  _check(ruleset, by)
+  _check(ruleset, by, ties)
   if not os.path.isdir(results_dir):
     raise ScoreError(f"--results_dir={results_dir}: not a directory")
   quiet = logging.getLogger("analysis.load")
@@ -106,9 +118,10 @@ def score_store(results_dir: str, ruleset: str = "external_tuning", by: str = "t
   trials, evals, v, problems = algoperf_store.tables(results)
   if not v.base_workloads:
     raise ScoreError(f"--results_dir={results_dir}: no workload with a goal to score")
-  board = algoperf_score.leaderboard(trials, evals, v, ruleset=ruleset, by=BY_FLAG[by])
+  board = algoperf_score.leaderboard(trials, evals, v, ruleset=ruleset, by=BY_FLAG[by],
+                                     ties=ties)
   return Scored(board, results_dir, len(trials), results.problems + problems, {},
-                _layout_notes(board, ruleset))
+                _layout_notes(board, ruleset) + _tie_notes(board))
 
 
 def _no_warnings(record: logging.LogRecord) -> bool:
@@ -124,11 +137,13 @@ def get_version(name: str, flag: str = "--version") -> Version:
                      f"{', '.join(algoperf_versions.VERSIONS)})") from None
 
 
-def _check(ruleset: str, by: str) -> None:
+def _check(ruleset: str, by: str, ties: str | None = None) -> None:
   if ruleset not in RULESETS:
     raise ScoreError(f"--ruleset={ruleset}: unknown (known: {', '.join(RULESETS)})")
   if by not in BY_FLAG:
     raise ScoreError(f"--by={by}: unknown (known: {', '.join(BY_FLAG)})")
+  if ties is not None and ties not in algoperf_score.TIES:
+    raise ScoreError(f"--ties={ties}: unknown (known: {', '.join(algoperf_score.TIES)})")
 
 
 def _unscored(trials: pd.DataFrame, scored: set[str]) -> dict[str, list[str]]:
@@ -151,6 +166,45 @@ def _layout_notes(board: Leaderboard, ruleset: str) -> list[str]:
   return [f"{len(pairs)} submission/workload pair(s) ran {shape} ({expect}): "
           + ", ".join(pairs[:3]) + (", ..." if len(pairs) > 3 else "")
           for shape, pairs in shapes.items()]
+
+
+def by_tie_rule(board: Leaderboard) -> dict[str, tuple[pd.DataFrame, pd.Series]]:
+  """The board's medians and scores under each tie-break of algoperf_score.TIES.
+
+  rule -> (median: submissions x scored workloads, score per submission); the
+  board's own rule gives its own tables.
+  """
+  v, subs = board.version, list(board.score.index)
+  out = {}
+  for t in algoperf_score.TIES:
+    if t == board.ties:
+      out[t] = (board.median, board.score)
+      continue
+    studies = algoperf_score.study_times(board.trials, board.by, t)
+    median = algoperf_score.median_times(studies, list(v.scored_workloads), subs)
+    scored, _ = algoperf_score.held_out_rule(median, v)
+    out[t] = (median, algoperf_score.profiles(scored, v)[2])
+  return out
+
+
+def _tie_notes(board: Leaderboard) -> list[str]:
+  """Where the tie-break moves a median, and the scores each rule gives if they differ."""
+  rules = by_tie_rule(board)
+  meds = pd.DataFrame({t: m.stack(future_stack=True) for t, (m, _) in rules.items()}).dropna()
+  lo, hi = meds.min(axis=1), meds.max(axis=1)
+  moved = meds[(hi > lo) & ~(np.isinf(lo) & np.isinf(hi))]
+  if moved.empty:
+    return []
+  pairs = [f"{s} / {w} (" + ", ".join(f"{t} {_num(r[t], board.by)}" for t in rules) + ")"
+           for (s, w), r in moved.iterrows()]
+  lines = [f"{len(pairs)} median(s) depend on how trials tied on evaluation count are broken "
+           f"(--ties, used: {board.ties}): " + "; ".join(pairs[:3])
+           + ("; ..." if len(pairs) > 3 else "")]
+  scores = pd.DataFrame({t: sc for t, (_, sc) in rules.items()}).round(4)
+  if (scores.nunique(axis=1) > 1).any():
+    lines.append("scores by tie-break: " + "; ".join(
+        f"{t}: " + ", ".join(f"{s} {x:.4f}" for s, x in scores[t].items()) for t in rules))
+  return lines
 
 
 def baseline_name(board: Leaderboard, requested: str | None) -> str | None:
@@ -242,7 +296,8 @@ def summary(res: Scored, baseline: str | None) -> list[str]:
                   + [[str(b.rank[s]), str(s), f"{b.score[s]:.4f}"] for s in order])
   unit = "steps" if b.by == "step" else "s"
   lines += ["", f"Time to target ({unit}): median over studies of the trial that reached it in "
-            "the fewest evaluations", *time_table(b), *(f"  {x}" for x in LEGEND)]
+            f"the fewest evaluations (ties: {_TIE_WORDS[b.ties]})", *time_table(b),
+            *(f"  {x}" for x in LEGEND)]
   if baseline is not None:
     lines += ["", f"Speedup against {baseline}: geometric mean over base workloads of median "
               f"time / {baseline}'s, a miss counting as the max runtime + 1 s "
@@ -305,15 +360,15 @@ def _prepare_out(out: str) -> None:
 # --------------------------------------------------------------------------------- CLI
 
 def run(*, logs: str | None, results_dir: str | None, version: str, ruleset: str, by: str,
-        out: str | None, baseline: str | None) -> list[str]:
+        out: str | None, baseline: str | None, ties: str | None = None) -> list[str]:
   """The whole command as a function: the printed lines (ScoreError on bad input)."""
   if bool(logs) == bool(results_dir):
     raise ScoreError("give one of --logs=DIR (AlgoPerf logs) or --results_dir=DIR (a harness "
                      "results store)")
   if out:
     _prepare_out(out)
-  res = (score_logs(logs, version, ruleset, by) if logs
-         else score_store(results_dir, ruleset, by))
+  res = (score_logs(logs, version, ruleset, by, ties) if logs
+         else score_store(results_dir, ruleset, by, ties))
   base = baseline_name(res.board, baseline)
   lines = summary(res, base)
   if out:
@@ -340,6 +395,11 @@ def _define_flags() -> None:
                       "global steps instead (the budget cap still applies in time).")
   flags.DEFINE_string("baseline", None, "Submission the speedups are relative to (default: "
                       f"{' or '.join(BASELINES)} when present, else no speedups).")
+  flags.DEFINE_string("ties", None, "Which of the trials reaching the target at the same "
+                      "evaluation count a study counts: lowest (trial number), fastest (soonest "
+                      "on the scored clock), listing (first in this machine's directory "
+                      "listing, as AlgoPerf's code does). Default: the version's (0.5: lowest, "
+                      "0.6: fastest, the rules that reproduce their references).")
   flags.DEFINE_string("out", None, "Folder for performance_profile.png, scores.csv, "
                       "time_to_target.csv, studies.csv, performance_profile.csv, "
                       "speedups.csv and problems.txt (created if missing).")
@@ -352,7 +412,7 @@ def main(argv: Sequence[str]) -> int:
     if len(argv) > 1:
       raise ScoreError(f"unexpected arguments {' '.join(argv[1:])}")
     lines = run(logs=f.logs, results_dir=f.results_dir, version=f.version, ruleset=f.ruleset,
-                by=f.by, out=f.out, baseline=f.baseline)
+                by=f.by, out=f.out, baseline=f.baseline, ties=f.ties)
   except ScoreError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

@@ -27,17 +27,22 @@ from typing import Callable, Collection, Mapping
 import numpy as np
 import pandas as pd
 
-# The shared development subset of the v0.5 logs (README.md, expected.json, logs.tar.xz):
-# $OPTBENCH_ALGOPERF_V05_DEV, or the project's shared reference folder next to the checkout.
-V05_DEV = os.environ.get("OPTBENCH_ALGOPERF_V05_DEV") or os.path.join(
+# The shared reference logs, in the project's shared reference folder next to the checkout:
+# the v0.5 development subset (README.md, expected.json, logs.tar.xz;
+# $OPTBENCH_ALGOPERF_V05_DEV) and the published v0.6 logs (README.md with the published
+# scores, logs.tar.xz; $OPTBENCH_ALGOPERF_V06).
+_REFERENCE = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-    "shared", "reference", "algoperf_v05_dev")
+    "shared", "reference")
+V05_DEV = os.environ.get("OPTBENCH_ALGOPERF_V05_DEV") or os.path.join(_REFERENCE,
+                                                                      "algoperf_v05_dev")
+V06 = os.environ.get("OPTBENCH_ALGOPERF_V06") or os.path.join(_REFERENCE, "algoperf_v06")
 MEASUREMENTS = "eval_measurements.csv"
 FRAMEWORKS = ("jax", "pytorch")
 STEP = "global_step"
 TIME_COLUMNS = ("score", "accumulated_submission_time")  # score: the clock AlgoPerf scores
 TRIAL_COLUMNS = ("log_id", "submission", "study", "workload", "framework", "trial",
-                 "trial_index", "path")
+                 "trial_index", "path", "listed")
 _TRIAL = re.compile(r"^trial_(\d+)$")
 _STUDY = re.compile(r"^study_(\d+)$")
 _WORKLOAD = re.compile(r"^(.+)_(" + "|".join(FRAMEWORKS) + r")$")
@@ -53,8 +58,10 @@ class Logs:
   """Trial logs as two tables, and what was skipped.
 
   trials: one row per trial log (TRIAL_COLUMNS; workload without the framework
-  suffix, trial_index from `trial_<n>`), sorted by submission, study, workload,
-  trial_index; log_id is its row number. evals: one row per evaluation, in file
+  suffix, trial_index from `trial_<n>`, listed: the trial folder's position in
+  its workload folder's directory listing, the order AlgoPerf's scoring code
+  meets trials in), sorted by submission, study, workload, trial_index; log_id
+  is its row number. evals: one row per evaluation, in file
   order: log_id, eval_index (0-based), then the native columns read. problems:
   'relative/path: reason' lines.
   """
@@ -68,7 +75,9 @@ def find(root: str | os.PathLike) -> tuple[pd.DataFrame, list[str]]:
   root = os.fspath(root)
   rows, problems = [], []
   top = os.path.basename(os.path.abspath(root))
+  listed: dict[str, int] = {}  # folder -> its position in its parent's listing (os.listdir's)
   for d, dirs, files in os.walk(root):
+    listed.update((os.path.join(d, name), i) for i, name in enumerate(dirs))
     dirs.sort()
     rel = os.path.relpath(d, root).replace(os.sep, "/")
     parts = [] if rel == "." else rel.split("/")
@@ -84,7 +93,7 @@ def find(root: str | os.PathLike) -> tuple[pd.DataFrame, list[str]]:
       rows.append({"submission": "/".join(rest) if rest else top, "study": study,
                    "workload": workload.group(1), "framework": workload.group(2),
                    "trial": parts[-1], "trial_index": int(trial.group(1)),
-                   "path": os.path.join(d, MEASUREMENTS)})
+                   "path": os.path.join(d, MEASUREMENTS), "listed": listed.get(d, -1)})
     elif has_log:
       problems.append(f"{rel if parts else '.'}/{MEASUREMENTS}: {OUTSIDE_LAYOUT}")
   trials = pd.DataFrame(rows, columns=list(TRIAL_COLUMNS[1:]))

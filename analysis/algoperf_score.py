@@ -6,7 +6,8 @@ The rule (v0.5; v0.6 is the same without held-out workloads):
    target first reached after the budget does not count. Its time is that
    evaluation's time (submission time, or global step with by='step').
 2. Per study, the trial that reached the target in the fewest evaluations
-   counts (ties: the lowest trial index), with its time; +inf if none did.
+   counts, with its time; +inf if none did. Ties (several trials reaching it
+   at the same evaluation count) are broken by TIES rule `ties` (below).
 3. Per submission and workload, the median over studies (+inf propagates;
    an even number of studies averages the middle two).
 4. Held-out workloads: a variant is +inf where its base is +inf or was never
@@ -17,6 +18,22 @@ The rule (v0.5; v0.6 is the same without held-out workloads):
    = fraction of base workloads with ratio <= tau on the version's tau grid;
    score = trapezoidal area under rho divided by (tau_max - tau_min).
 Step 2 is not "the fastest trial": the official code picks by evaluation count.
+
+Ties in step 2 have no rule in the official code: it takes the first of the
+tied trials in the order os.listdir returned the trial folders, which depends
+on the filesystem (a hash order on ext4: trial_1..trial_5 came back as 5, 3,
+4, 1, 2 on the machines this was checked on; reverse creation order on
+tmpfs). The leaderboards were scored on such listings, so a fixed rule
+reproduces a given leaderboard only where it picks what that listing picked;
+each version names the rule that reproduces its reference
+(algoperf_versions.Version.ties):
+  lowest   the lowest trial number (a sorted listing): the v0.5 reference.
+  fastest  the tied trial that reached the target soonest on the scored clock
+           (then the lowest number): the documented rule ("the study's score
+           is the fastest time among its trials") applied among the trials the
+           code's evaluation count leaves; reproduces the v0.6 leaderboard.
+  listing  the official code's: the first in this machine's directory listing
+           (column `listed`; trial number where the source has no listing).
 
 Inputs (any source: AlgoPerf logs, the harness's own store):
   trials  one row per trial: log_id, submission, workload, study, trial_index.
@@ -35,6 +52,7 @@ import pandas as pd
 from analysis.algoperf_versions import Target, Version
 
 BY = ("time", "step")
+TIES = ("lowest", "fastest", "listing")  # step 2's tie-break (module docstring)
 # Why a cell of the scored table is +inf (or what the held-out rule did to it).
 NOT_RUN = "not run"
 NOT_REACHED = "not reached"
@@ -64,6 +82,7 @@ class Leaderboard:
   version: Version
   ruleset: str
   by: str
+  ties: str
   trials: pd.DataFrame
   studies: pd.DataFrame
   median: pd.DataFrame
@@ -108,17 +127,20 @@ def first_hits(trials: pd.DataFrame, evals: pd.DataFrame, targets: Mapping[str, 
   return out
 
 
-def study_times(hits: pd.DataFrame, by: str = "time") -> pd.DataFrame:
+def study_times(hits: pd.DataFrame, by: str = "time", ties: str = "lowest") -> pd.DataFrame:
   """Per study, the trial reaching the target in the fewest evaluations (step 2).
 
+  `ties` (TIES) picks among trials reaching it at the same evaluation count.
   Columns: submission, workload, study, n_trials, trial_index (of the counted
-  trial, NaN if none reached), value (its time or step; inf if none),
-  after_budget (no trial reached in time but one did later).
+  trial, NaN if none reached), evals_to_target, value (its time or step; inf if
+  none), after_budget (no trial reached in time but one did later), tied (how
+  many trials reached it at the counted trial's evaluation count).
   """
   col = _by_column(by)
   keys = ["submission", "workload", "study"]
-  ordered = hits.sort_values(keys + ["evals_to_target", "trial_index"], kind="stable",
-                             na_position="last")
+  h = hits.assign(_tie=_tie_order(hits, col, ties))
+  ordered = h.sort_values(keys + ["evals_to_target", "_tie", "trial_index"], kind="stable",
+                          na_position="last")
   g = ordered.groupby(keys, sort=True)
   out = g.agg(n_trials=("log_id", "size"), after_budget=("reached_after_budget", "any"))
   best = ordered.drop_duplicates(keys).set_index(keys)  # the counted trial, or a miss
@@ -127,7 +149,23 @@ def study_times(hits: pd.DataFrame, by: str = "time") -> pd.DataFrame:
   out["evals_to_target"] = best["evals_to_target"]
   out["value"] = best[col].where(reached, np.inf).astype(float)
   out["after_budget"] = out["after_budget"] & ~reached
+  fewest = ordered.groupby(keys, sort=True)["evals_to_target"].transform("min")
+  same = ordered[ordered["evals_to_target"].notna() & (ordered["evals_to_target"] == fewest)]
+  out["tied"] = same.groupby(keys).size().reindex(out.index).fillna(0).astype(int)
   return out.reset_index()
+
+
+def _tie_order(hits: pd.DataFrame, col: str, ties: str) -> np.ndarray:
+  """The sort key that breaks step 2's ties under rule `ties` (smaller wins)."""
+  if ties not in TIES:
+    raise KeyError(f"unknown ties={ties!r} (known: {', '.join(TIES)})")
+  index = pd.to_numeric(hits["trial_index"], errors="coerce").to_numpy(dtype=float)
+  if ties == "fastest":
+    return hits[col].to_numpy(dtype=float)
+  if ties == "listing" and "listed" in hits:
+    listed = pd.to_numeric(hits["listed"], errors="coerce").to_numpy(dtype=float)
+    return np.where(np.isnan(listed), index, listed)
+  return index
 
 
 def median_times(studies: pd.DataFrame, workloads: list[str],
@@ -184,22 +222,27 @@ def profiles(scored: pd.DataFrame, version: Version) -> tuple[pd.DataFrame, pd.D
 
 
 def leaderboard(trials: pd.DataFrame, evals: pd.DataFrame, version: Version, *,
-                ruleset: str = "external_tuning", by: str = "time") -> Leaderboard:
+                ruleset: str = "external_tuning", by: str = "time",
+                ties: str | None = None) -> Leaderboard:
   """The whole rule: trials and evaluations -> per-workload times -> scores and ranks.
 
   Only the version's scored workloads (base + held-out) count; trials of any
-  other workload are ignored (callers report them).
+  other workload are ignored (callers report them). `ties`: step 2's tie-break
+  (TIES); None takes the version's (the one that reproduces its reference).
   """
   if ruleset not in version.runtime_factor:
     raise KeyError(f"unknown ruleset {ruleset!r} (known: {', '.join(version.runtime_factor)})")
   _by_column(by)
+  ties = version.ties if ties is None else ties
+  if ties not in TIES:
+    raise KeyError(f"unknown ties={ties!r} (known: {', '.join(TIES)})")
   scored_names = list(version.scored_workloads)
   targets = {w: version.targets[w] for w in scored_names}
   budgets = {w: version.max_runtime(w, ruleset) for w in scored_names}
   submissions = sorted(trials["submission"].unique())
   t = trials[trials["workload"].isin(scored_names)]
   hits = first_hits(t, evals, targets, budgets)
-  studies = study_times(hits, by)
+  studies = study_times(hits, by, ties)
   median = median_times(studies, scored_names, submissions)
   uncapped = median_times(studies.assign(value=np.where(studies["after_budget"], 0.0,
                                                         studies["value"])),
@@ -208,7 +251,7 @@ def leaderboard(trials: pd.DataFrame, evals: pd.DataFrame, version: Version, *,
   scored, why = held_out_rule(median, version, late)
   ratios, profile, score = profiles(scored, version)
   rank = score.rank(ascending=False, method="min").astype(int).rename("rank")
-  return Leaderboard(version, ruleset, by, hits, studies, median, scored, why, ratios,
+  return Leaderboard(version, ruleset, by, ties, hits, studies, median, scored, why, ratios,
                      profile, score, rank)
 
 
