@@ -233,9 +233,10 @@ def clock_ranking(ctx: Context, **options: Any) -> ClockRanking:
   return result
 
 
-def budgets_by_value(t: pd.DataFrame, col: str) -> pd.DataFrame | None:
-  """Per value of `col`: the largest step budget and epochs it ran, or None when all
-  values ran the same budget (then a comparison across them is like with like)."""
+def budget_note(t: pd.DataFrame, col: str) -> str | None:
+  """'the values of <col> ran different training budgets (16: 8000 steps, 7.11
+  epochs; ...)' when they did, else None: a comparison across them compares
+  budgets as well as settings, and every figure of it says so."""
   if "train_steps" not in t.columns or col not in t.columns:
     return None
   steps = pd.to_numeric(t["train_steps"], errors="coerce")
@@ -244,7 +245,11 @@ def budgets_by_value(t: pd.DataFrame, col: str) -> pd.DataFrame | None:
   per = pd.DataFrame({"v": t[col], "steps": steps, "epochs": epochs}).groupby("v").max()
   if per["steps"].nunique() <= 1 and per["epochs"].round(2).nunique() <= 1:
     return None
-  return per
+  parts = [f"{_value(v)}: {_value(r.steps)} steps" + (f", {r.epochs:.3g} epochs"
+                                                      if np.isfinite(r.epochs) else "")
+           for v, r in per.iterrows()]
+  return (f"the values of {col} ran different training budgets ({'; '.join(parts)}), so "
+          "this compares budgets as well as settings")
 
 
 def experiment_title(trials: pd.DataFrame, results_dir: str) -> str:

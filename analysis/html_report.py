@@ -3,7 +3,10 @@
 Written by analysis.report beside report.md (`--nohtml` turns it off). One
 self-contained file: plotly.js and every style and script are inlined, so it
 opens from disk with no network (a check at the end of the page records how
-many resources the page fetched: `data-resources` on <body>, 0 when nothing was).
+many resources the page fetched, `data-resources` on <body>, 0 when nothing was,
+the milliseconds from opening to the load event, `data-load-ms`, and to the first
+figure drawn, `data-first-plot-ms`; figures are drawn as they scroll into view,
+`data-plots-drawn` counts them).
 Hovering a point names its trial, hyperparameters, status and steps; a legend
 entry toggles its trace (training curves start with each study's best trials
 shown, the rest one click away); tables sort by a click on a column header.
@@ -59,8 +62,22 @@ document.querySelectorAll("table.sortable th").forEach(function(th, col){
     rows.forEach(function(r){ tb.appendChild(r); });
   });
 });
+var drawn = new IntersectionObserver(function(entries){
+  entries.forEach(function(e){
+    if (!e.isIntersecting) return;
+    var div = e.target; drawn.unobserve(div);
+    var spec = JSON.parse(document.getElementById(div.id + "-spec").textContent);
+    Plotly.newPlot(div, spec.data, spec.layout, __CONFIG__).then(function(){
+      if (!document.body.dataset.firstPlotMs)
+        document.body.dataset.firstPlotMs = Math.round(performance.now());
+      document.body.dataset.plotsDrawn = (+document.body.dataset.plotsDrawn || 0) + 1;
+    });
+  });
+}, {rootMargin: "300px"});
+document.querySelectorAll(".lazy-plot").forEach(function(d){ drawn.observe(d); });
 window.addEventListener("load", function(){
   document.body.dataset.resources = performance.getEntriesByType("resource").length;
+  document.body.dataset.loadMs = Math.round(performance.now());
 });
 """
 
@@ -71,8 +88,19 @@ def _plotlyjs() -> str:
 
 
 def _figure_div(fig: Any) -> str:
-  import plotly.io as pio
-  return pio.to_html(fig, include_plotlyjs=False, full_html=False, config=_CONFIG)
+  """A placeholder div and the figure's JSON; the page draws it when it scrolls into
+  view (_SCRIPT), so a report of a thousand trials opens at once: WebGL figures
+  (parallel coordinates) cost a second each on a machine without a GPU."""
+  global _N_FIGURES
+  _N_FIGURES += 1
+  fid = f"figure-{_N_FIGURES}"
+  spec = fig.to_json().replace("</", "<\\/")  # no '</script>' inside the JSON
+  height = int(fig.layout.height or 450)
+  return (f'<div id="{fid}" class="plotly-graph-div lazy-plot" style="height:{height}px">'
+          f'</div><script type="application/json" id="{fid}-spec">{spec}</script>')
+
+
+_N_FIGURES = 0
 
 
 def _go():
@@ -311,12 +339,9 @@ def _isolation(ctx: fd.Context) -> list[str]:
                                             g["n_trials"])], hoverinfo="text"))
     fig.update_layout(title=f"Isolation: best score per {col} (nuisance optimised away)",
                       height=400)
-    per = fd.budgets_by_value(t, col)
-    if per is not None:
-      out.append(f"<p class=note><b>Different budgets:</b> the values of {html.escape(col)} "
-                 "ran different training budgets (" + "; ".join(
-                     f"{html.escape(_fmt(v))}: {_fmt(r.steps)} steps, {_fmt(r.epochs)} epochs"
-                     for v, r in per.iterrows()) + "), so this compares budgets as well.</p>")
+    note = fd.budget_note(t, col)
+    if note:
+      out.append(f"<p class=note><b>Different budgets:</b> {html.escape(note)}.</p>")
     out.append(_figure_div(fig))
   return out
 
@@ -371,6 +396,8 @@ def _in_order(studies: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
 
 def render(ctx: fd.Context, title: str) -> str:
   """The whole page as one string."""
+  global _N_FIGURES
+  _N_FIGURES = 0
   parts = [f"<h1>{html.escape(title)}</h1>",
            f"<p class=note>Results directory: {html.escape(ctx.results_dir)}. Static "
            "version with every section and table: report.md beside this file.</p>",
@@ -388,10 +415,5 @@ def render(ctx: fd.Context, title: str) -> str:
   return ("<!DOCTYPE html><html><head><meta charset=utf-8>"
           f"<title>{html.escape(title)}</title><style>{_STYLE}</style>"
           f"<script>{_plotlyjs()}</script></head><body>" + "\n".join(parts)
-          + f"<script>{_SCRIPT}</script></body></html>")
-
-
-def summary_json(page: str) -> str:
-  """Counts a test can check without a browser: plot divs and external references."""
-  return json.dumps({"plots": page.count('class="plotly-graph-div"'),
-                     "external": page.count('src="http') + page.count('href="http')})
+          + f"<script>{_SCRIPT.replace('__CONFIG__', json.dumps(_CONFIG))}</script>"
+          "</body></html>")

@@ -496,11 +496,14 @@ def _bounds(ax: Any, dim: playbook.Dimension, boundary: pd.DataFrame | None) -> 
 
 
 def isolation_plot(table: pd.DataFrame, path: str | os.PathLike, *, scientific: str,
-                   by: Sequence[str] = (), title: str | None = None) -> str:
+                   by: Sequence[str] = (), title: str | None = None,
+                   note: str | None = None) -> str:
   """Best score per value of a scientific hyperparameter (playbook isolation plot).
 
   `table` is isolation's (column `scientific`, value, lo, hi); one line per `by`
   group. Numeric values spanning > 1.5 decades get a log axis; others are categories.
+  `note` (e.g. figure_data.budget_note: the values ran different budgets) is
+  printed under the axes.
   """
   fig, ax = _single()
   values = pd.to_numeric(table[scientific], errors="coerce")
@@ -524,6 +527,10 @@ def isolation_plot(table: pd.DataFrame, path: str | os.PathLike, *, scientific: 
   ax.set_ylabel("best score (nuisance hyperparameters optimised away)")
   ax.set_title(title or f"Isolation plot: {scientific}")
   _legend(ax)
+  if note:  # under the axes, in room the layout keeps free
+    lines = textwrap.wrap("Note: " + note, 110)
+    fig.text(0.01, 0.01, "\n".join(lines), fontsize=7, va="bottom", color=DIVERGED_COLOR)
+    return _save(fig, path, tight=True, rect=(0, 0.035 * len(lines) + 0.01, 1, 1))
   return _save(fig, path)
 
 

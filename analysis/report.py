@@ -29,7 +29,7 @@ from analysis import bounds, html_report, playbook
 from analysis import plots
 from analysis.figure_data import (FIGURES, SCALING_GROUPS, SCORE, STEPS_ESTIMAND, Context, experiment_title,
                                   NotApplicable, best_of_k_table, budget_ranking,
-                                  budgets_by_value, clock_ranking, context, goal_metric,
+                                  budget_note, clock_ranking, context, goal_metric,
                                   one_setting, ranking_scores, scaling_trials, sci_columns,
                                   score_label, study_order, study_table, varying)
 from analysis.profiles import performance_profile
@@ -405,18 +405,6 @@ def _axis_plots(ctx: Context) -> list[str]:
   return lines + [""] + figures
 
 
-def _budget_note(t: pd.DataFrame, col: str) -> list[str]:
-  """A line saying so when the values compared ran different budgets (steps, epochs)."""
-  per = budgets_by_value(t, col)
-  if per is None:
-    return []
-  parts = [f"{_cell(v)}: {_cell(r.steps)} steps" + (f" ({r.epochs:.3g} epochs)"
-                                                     if np.isfinite(r.epochs) else "")
-           for v, r in per.iterrows()]
-  return [f"**Different budgets:** the values of {text(col)} ran different training "
-          f"budgets ({'; '.join(parts)}), so this compares budgets as well as settings.", ""]
-
-
 def _isolation(ctx: Context) -> list[str]:
   t = ctx.trials
   sci = varying(t, sci_columns(t))
@@ -429,14 +417,16 @@ def _isolation(ctx: Context) -> list[str]:
     own = "optimizer" if col == "sci/optimizer" else None
     by = [c for c in varying(t, ["workload", "optimizer", "protocol_name"]) if c != own]
     tab = playbook.isolation(t, scientific=col, score_col=SCORE, by=by)
-    path = plots.isolation_plot(tab, ctx.figure(f"isolation_{col}"), scientific=col, by=by)
+    path = plots.isolation_plot(tab, ctx.figure(f"isolation_{col}"), scientific=col, by=by,
+                                note=budget_note(t, col))
     show = tab[by + [col, "n_trials", "n_diverged"]].assign(**{
         "best (90% bound)": [bounds.describe(v, bounds.Bound(lo, hi, sd), fmt=_cell)
                              for v, lo, hi, sd in zip(tab["value"], tab["lo"], tab["hi"],
                                                       tab["sides"])],
         "best trial": tab["best_trial_id"]})
-    lines += [f"**{col}**", ""] + _budget_note(t, col) + [
-        ctx.image(path, f"isolation {col}"), ""] + md_table(show)
+    note = budget_note(t, col)
+    lines += [f"**{col}**", ""] + ([f"**Different budgets:** {text(note)}.", ""] if note else [])
+    lines += [ctx.image(path, f"isolation {col}"), ""] + md_table(show)
     lines += [""]
   return lines
 

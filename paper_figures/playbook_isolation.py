@@ -19,7 +19,8 @@ def make(ctx, out):
   own = "optimizer" if col == "sci/optimizer" else None
   by = [c for c in figure_data.varying(t, ["workload", "optimizer", "protocol_name"]) if c != own]
   tab = playbook.isolation(t, scientific=col, score_col=figure_data.SCORE, by=by)
-  plots.isolation_plot(tab, out, scientific=col, by=by)
+  plots.isolation_plot(tab, out, scientific=col, by=by,
+                       note=figure_data.budget_note(t, col))
   return tab
 
 

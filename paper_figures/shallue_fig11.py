@@ -1,5 +1,7 @@
 """Shallue et al. 2018, Fig. 11: best validation error within a step budget vs
-within an epoch budget, per batch size (one workload: the first, or --workload)."""
+within an epoch budget, per batch size (one workload: the first, or --workload).
+Each curve stops at its own last evaluation; the table gives each batch size's
+own largest budget and the best value reached within it."""
 from absl import flags
 
 from analysis import figure_data, plots
@@ -21,7 +23,9 @@ def make(ctx, out):
   epochs = best_under_budget(t, ctx.curves, unit="epochs", metric=metric, by=by)
   plots.budget_plot(steps, epochs, out, by=by, metric=f"val/{metric}",
                     title=f"{workload}: best val/{metric} within a budget")
-  return steps.sort_values("budget").groupby(by).tail(1)
+  # each batch size's own largest budget (curves stop where their trials stopped)
+  return (steps.dropna(subset=["best"]).sort_values("budget").groupby(by).tail(1)
+          .sort_values(by).rename(columns={"budget": "largest step budget"}))
 
 
 if __name__ == "__main__":

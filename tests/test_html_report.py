@@ -4,7 +4,9 @@ The browser check uses Debian's `chromium` headless (`.ci/run` installs it) and
 skips with a reason where it is absent. A copy of the page gets a first script
 that records console errors and uncaught exceptions; Chromium's --dump-dom then
 shows them, the page's own count of fetched resources (`data-resources`) and
-the rendered plots (plotly's main-svg per figure).
+of the figures it drew (`data-plots-drawn`; figures are drawn as they scroll
+into view, so the probe makes every one "visible" at once), and plotly's
+main-svg per figure.
 """
 from __future__ import annotations
 
@@ -19,6 +21,12 @@ from test_analysis_report import _ranking_studies, _scaling_studies
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 _CAPTURE = """<script>
+// Every figure "scrolls into view" at once, so that all are drawn (the page draws lazily).
+window.IntersectionObserver = function(callback){
+  this.observe = function(el){ setTimeout(function(){
+    callback([{isIntersecting: true, target: el}]); }, 0); };
+  this.unobserve = function(){};
+};
 window.__errors = [];
 window.addEventListener("error", function(e){ window.__errors.push("uncaught: " + e.message); });
 var _err = console.error;
@@ -50,7 +58,7 @@ def test_report_html_is_self_contained_with_every_section(page):
   assert "not applicable" not in text and "error while building" not in text
   # steps to result, best-of-k, rankings, 9 parallel-coordinates, 9 axis, isolation,
   # 9 training-curve figures
-  assert text.count('class="plotly-graph-div"') >= 20
+  assert text.count('class="plotly-graph-div') >= 20
   assert "<table class=sortable>" in text
 
 
@@ -71,8 +79,9 @@ def test_report_html_renders_offline_in_headless_chromium(page, tmp_path):
                    encoding="utf-8")
   run = subprocess.run(
       [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu",
-       "--enable-unsafe-swiftshader", "--virtual-time-budget=15000", "--dump-dom",
-       probe.as_uri()], capture_output=True, text=True, timeout=240)
+       "--enable-unsafe-swiftshader", "--virtual-time-budget=30000", "--dump-dom",
+       probe.as_uri()],
+      capture_output=True, text=True, timeout=240)
   dom = run.stdout
   assert run.returncode == 0, run.stderr[-2000:]
   errors = re.search(r'<pre id="captured-errors">(.*?)</pre>', dom)
@@ -81,5 +90,6 @@ def test_report_html_renders_offline_in_headless_chromium(page, tmp_path):
   assert 'data-resources="0"' in dom  # no request left the page
   n_plots = dom.count('class="plotly-graph-div')
   assert n_plots >= 20
-  # every figure rendered: plotly draws at least one <svg class="main-svg"> in each
+  # every figure drawn: the page's own count, and plotly's <svg class="main-svg"> in each
+  assert f'data-plots-drawn="{n_plots}"' in dom
   assert dom.count('class="main-svg"') >= n_plots
