@@ -5,8 +5,8 @@ self-contained file: plotly.js and every style and script are inlined, so it
 opens from disk with no network (a check at the end of the page records how
 many resources the page fetched, `data-resources` on <body>, 0 when nothing was,
 the milliseconds from opening to the load event, `data-load-ms`, and to the first
-figure drawn, `data-first-plot-ms`; figures are drawn as they scroll into view,
-`data-plots-drawn` counts them).
+figure drawn, `data-first-plot-ms`; figures in view are drawn first, the rest in
+the background after the load event, `data-plots-drawn` counts them).
 Hovering a point names its trial, hyperparameters, status and steps; a legend
 entry toggles its trace (training curves start with each study's best trials
 shown, the rest one click away); tables sort by a click on a column header.
@@ -62,19 +62,26 @@ document.querySelectorAll("table.sortable th").forEach(function(th, col){
     rows.forEach(function(r){ tb.appendChild(r); });
   });
 });
-var drawn = new IntersectionObserver(function(entries){
-  entries.forEach(function(e){
-    if (!e.isIntersecting) return;
-    var div = e.target; drawn.unobserve(div);
-    var spec = JSON.parse(document.getElementById(div.id + "-spec").textContent);
-    Plotly.newPlot(div, spec.data, spec.layout, __CONFIG__).then(function(){
-      if (!document.body.dataset.firstPlotMs)
-        document.body.dataset.firstPlotMs = Math.round(performance.now());
-      document.body.dataset.plotsDrawn = (+document.body.dataset.plotsDrawn || 0) + 1;
-    });
+function draw(div){
+  if (div.dataset.drawn) return Promise.resolve();
+  div.dataset.drawn = "1"; seen.unobserve(div);
+  var spec = JSON.parse(document.getElementById(div.id + "-spec").textContent);
+  return Plotly.newPlot(div, spec.data, spec.layout, __CONFIG__).then(function(){
+    if (!document.body.dataset.firstPlotMs)
+      document.body.dataset.firstPlotMs = Math.round(performance.now());
+    document.body.dataset.plotsDrawn = (+document.body.dataset.plotsDrawn || 0) + 1;
   });
+}
+// Figures in view first; after the load event the rest one by one in the background.
+var seen = new IntersectionObserver(function(entries){
+  entries.forEach(function(e){ if (e.isIntersecting) draw(e.target); });
 }, {rootMargin: "300px"});
-document.querySelectorAll(".lazy-plot").forEach(function(d){ drawn.observe(d); });
+var lazy = Array.from(document.querySelectorAll(".lazy-plot"));
+lazy.forEach(function(d){ seen.observe(d); });
+window.addEventListener("load", function(){
+  (function next(){ var d = lazy.shift(); if (d) draw(d).then(function(){
+    setTimeout(next, 0); }); })();
+});
 window.addEventListener("load", function(){
   document.body.dataset.resources = performance.getEntriesByType("resource").length;
   document.body.dataset.loadMs = Math.round(performance.now());
@@ -89,8 +96,9 @@ def _plotlyjs() -> str:
 
 def _figure_div(fig: Any) -> str:
   """A placeholder div and the figure's JSON; the page draws it when it scrolls into
-  view (_SCRIPT), so a report of a thousand trials opens at once: WebGL figures
-  (parallel coordinates) cost a second each on a machine without a GPU."""
+  view, and the rest one by one after the load event (_SCRIPT), so a report of a
+  thousand trials opens at once: WebGL figures (parallel coordinates) cost a
+  second each on a machine without a GPU."""
   global _N_FIGURES
   _N_FIGURES += 1
   fid = f"figure-{_N_FIGURES}"
@@ -227,18 +235,23 @@ def _rankings(ctx: fd.Context) -> list[str]:
   out = [f"<p class=verdict>{html.escape(v)}</p>"
          for v in playbook.inclusion_verdicts(pairs, by)]
   fig = go.Figure()
-  for label, g in scores.groupby(by, dropna=False, sort=True):
+  names = sorted(scores["optimizer"].astype(str).unique())
+  groups = list(scores.groupby(by, dropna=False, sort=True))
+  for j, (label, g) in enumerate(groups):
     name = " / ".join(map(str, label if isinstance(label, tuple) else (label,)))
     g = g.sort_values("best_val")
+    # side by side per optimizer: the protocols' points do not hide each other
+    x = [names.index(str(o)) + 0.12 * (j - (len(groups) - 1) / 2) for o in g["optimizer"]]
     y = g["best_val"].to_numpy(dtype=float)
     up = np.where(np.isfinite(g["val_hi"]), g["val_hi"] - y, np.nan)
     text = [f"{name}<br>{r.optimizer}: best val {_fmt(r.best_val)} (<= {_fmt(r.val_hi)})"
             f"<br>test at best {_fmt(r.test_at_best)}<br>best trial {r.best_trial_id}"
             f"<br>{r.n_trials} trials, {r.n_diverged} diverged" for r in g.itertuples()]
-    fig.add_trace(go.Scatter(x=g["optimizer"], y=y, mode="markers", name=name,
+    fig.add_trace(go.Scatter(x=x, y=y, mode="markers", name=name,
                              error_y={"type": "data", "symmetric": False, "array": up,
                                       "arrayminus": np.zeros(len(g))},
                              hovertext=text, hoverinfo="text"))
+  fig.update_xaxes(tickvals=list(range(len(names))), ticktext=names)
   fig.update_yaxes(title=fd.score_label(t))
   fig.update_layout(title="Best validation score per optimizer and protocol (bars: 90% "
                     "upper bound on a rerun's median best)", height=480)

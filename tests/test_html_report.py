@@ -4,9 +4,8 @@ The browser check uses Debian's `chromium` headless (`.ci/run` installs it) and
 skips with a reason where it is absent. A copy of the page gets a first script
 that records console errors and uncaught exceptions; Chromium's --dump-dom then
 shows them, the page's own count of fetched resources (`data-resources`) and
-of the figures it drew (`data-plots-drawn`; figures are drawn as they scroll
-into view, so the probe makes every one "visible" at once), and plotly's
-main-svg per figure.
+of the figures it drew (`data-plots-drawn`: those in view first, the rest in the
+background after the load event), and plotly's main-svg per figure.
 """
 from __future__ import annotations
 
@@ -21,12 +20,6 @@ from test_analysis_report import _ranking_studies, _scaling_studies
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 _CAPTURE = """<script>
-// Every figure "scrolls into view" at once, so that all are drawn (the page draws lazily).
-window.IntersectionObserver = function(callback){
-  this.observe = function(el){ setTimeout(function(){
-    callback([{isIntersecting: true, target: el}]); }, 0); };
-  this.unobserve = function(){};
-};
 window.__errors = [];
 window.addEventListener("error", function(e){ window.__errors.push("uncaught: " + e.message); });
 var _err = console.error;
@@ -34,7 +27,7 @@ console.error = function(){ window.__errors.push(Array.from(arguments).join(" ")
                             _err.apply(console, arguments); };
 window.addEventListener("load", function(){ setTimeout(function(){
   var p = document.createElement("pre"); p.id = "captured-errors";
-  p.textContent = JSON.stringify(window.__errors); document.body.appendChild(p); }, 0); });
+  p.textContent = JSON.stringify(window.__errors); document.body.appendChild(p); }, 20000); });
 </script>"""
 
 
