@@ -96,10 +96,12 @@ def score_label(t: pd.DataFrame) -> str:
 
 
 def study_table(t: pd.DataFrame) -> pd.DataFrame:
-  """One row per study: setting, counts by status, best score."""
+  """One row per study (in study_order): setting, counts by status, best score."""
   sci = sci_columns(t)
   rows = []
-  for sid, g in t.groupby("study_id", sort=True):
+  groups = dict(tuple(t.groupby("study_id", sort=False)))
+  for sid in study_order(t):  # by setting, numbers as numbers
+    g = groups[sid]
     setting = ", ".join(f"{c[len(playbook.SCI):]}={_value(g[c].iloc[0])}" for c in sci
                         if g[c].notna().any())
     ok = g[g["status"] == "ok"][SCORE]

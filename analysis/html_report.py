@@ -401,12 +401,6 @@ SECTIONS: tuple[tuple[str, Callable[[fd.Context], list[str]]], ...] = (
 )
 
 
-def _in_order(studies: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
-  """Study rows by their settings as numbers (batch 16 before 1024)."""
-  rank = {s: i for i, s in enumerate(fd.study_order(trials))}
-  return studies.sort_values("study", key=lambda c: c.map(rank)).reset_index(drop=True)
-
-
 def render(ctx: fd.Context, title: str) -> str:
   """The whole page as one string."""
   global _N_FIGURES
@@ -414,7 +408,7 @@ def render(ctx: fd.Context, title: str) -> str:
   parts = [f"<h1>{html.escape(title)}</h1>",
            f"<p class=note>Results directory: {html.escape(ctx.results_dir)}. Static "
            "version with every section and table: report.md beside this file.</p>",
-           "<h2>Studies</h2>", table(_in_order(fd.study_table(ctx.trials), ctx.trials))]
+           "<h2>Studies</h2>", table(fd.study_table(ctx.trials))]
   for name, build in SECTIONS:
     try:
       body = build(ctx)
