@@ -20,6 +20,7 @@ the PNGs stay for papers.
 """
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import logging
@@ -48,7 +49,8 @@ th,td{border:1px solid #ddd;padding:2px 6px;text-align:left}
 th{background:#f3f3f3;cursor:pointer;user-select:none}th:after{content:" \\21C5";color:#aaa}
 .note{color:#555;font-size:.9em}.verdict{font-weight:600}
 """
-# Sorting tables by a header click: a few lines, not worth a library.
+# Sortable tables and drawing figures as they come into view: a few lines each,
+# not worth a library.
 _SCRIPT = """
 document.querySelectorAll("table.sortable th").forEach(function(th, col){
   th.addEventListener("click", function(){
@@ -98,17 +100,13 @@ def _figure_div(fig: Any) -> str:
   """A placeholder div and the figure's JSON; the page draws it when it scrolls into
   view, and the rest one by one after the load event (_SCRIPT), so a report of a
   thousand trials opens at once: WebGL figures (parallel coordinates) cost a
-  second each on a machine without a GPU."""
-  global _N_FIGURES
-  _N_FIGURES += 1
-  fid = f"figure-{_N_FIGURES}"
+  second each on a machine without a GPU. The id is the JSON's hash: the same
+  page for the same results, and two identical figures share one spec."""
   spec = fig.to_json().replace("</", "<\\/")  # no '</script>' inside the JSON
+  fid = "figure-" + hashlib.sha1(spec.encode("utf-8")).hexdigest()[:12]
   height = int(fig.layout.height or 450)
   return (f'<div id="{fid}" class="plotly-graph-div lazy-plot" style="height:{height}px">'
           f'</div><script type="application/json" id="{fid}-spec">{spec}</script>')
-
-
-_N_FIGURES = 0
 
 
 def _go():
@@ -403,8 +401,6 @@ SECTIONS: tuple[tuple[str, Callable[[fd.Context], list[str]]], ...] = (
 
 def render(ctx: fd.Context, title: str) -> str:
   """The whole page as one string."""
-  global _N_FIGURES
-  _N_FIGURES = 0
   parts = [f"<h1>{html.escape(title)}</h1>",
            f"<p class=note>Results directory: {html.escape(ctx.results_dir)}. Static "
            "version with every section and table: report.md beside this file.</p>",
