@@ -31,7 +31,7 @@ from analysis import schema
 from analysis.best_of_k import best_of_k
 from analysis.budget_rankings import budget_rankings
 from analysis.clock_rankings import clock_rankings
-from analysis.rankings import inclusion_check, optimizer_scores
+from analysis.rankings import inclusion_check, optimizer_scores, protocol_rank_changes
 from analysis.steps_to_result import scaling_curve
 
 NOMINAL = 0.9
@@ -198,6 +198,19 @@ def inclusion_false_positive_rate(shape: Shape, n: int, reps: int, rng: np.rando
   return beyond / reps
 
 
+def protocol_change_false_positive_rate(shape: Shape, n: int, reps: int,
+                                       rng: np.random.Generator, n_opts: int = 4) -> float:
+  """Share of experiments (n_opts optimizers x 2 protocols, every score from one
+  distribution) in which protocol_rank_changes reports any change of order."""
+  hits = 0
+  opts = [f"opt{i}" for i in range(n_opts)]
+  for _ in range(reps):
+    a = _optimizer_studies(shape, n, opts, rng).assign(protocol_name="narrow")
+    b = _optimizer_studies(shape, n, opts, rng).assign(protocol_name="wide")
+    hits += len(protocol_rank_changes(optimizer_scores(pd.concat([a, b])))) > 0
+  return hits / reps
+
+
 def clock_move_false_positive_rate(n: int, reps: int, rng: np.random.Generator,
                                    n_subs: int = 4, pace_noise: float = 0.1) -> float:
   """Share of submissions called 'moved' (steps vs seconds) beyond noise when every
@@ -287,6 +300,13 @@ def table(reps: int = 400, seed: int = 0, ns: Sequence[int] = (8, 16, 32, 64),
                       "P(verdict 'beyond noise' | both optimizers draw from one distribution)",
                       f"{shape.name}, n={n}", "test", "<= 10%", fpr, reps))
       say(rows[-1].line())
+  for n in ns[:2]:
+    fpr = protocol_change_false_positive_rate(SCORE_SHAPES[0], n, max(reps // 4, 1), rng)
+    rows.append(Row("rank change across protocols beyond noise (false-positive rate)",
+                    "P(any change reported | 4 optimizers x 2 protocols, one distribution)",
+                    f"4 optimizers x 2 protocols x n={n} trials", "test", "<= 10%", fpr,
+                    max(reps // 4, 1)))
+    say(rows[-1].line())
   for n in ns[:2]:
     fpr = clock_move_false_positive_rate(n, max(reps // 4, 1), rng)
     rows.append(Row("rank 'moved' between steps and seconds (false-positive rate)",

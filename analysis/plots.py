@@ -344,12 +344,14 @@ PROTOCOL_ORDER = ("choi_lr", "choi_lr_momentum", "choi_all")
 
 def rank_change_plot(ranks: pd.DataFrame, path: str | os.PathLike, *,
                      by: Sequence[str] = ("workload", "protocol_name"),
-                     title: str | None = None) -> str:
+                     title: str | None = None, changes: pd.DataFrame | None = None) -> str:
   """Each optimizer's rank (1 = best) across protocols, one line per optimizer.
 
   `ranks` is ranking_table(...).reset_index(); one panel per `by` key other than
   protocol_name (e.g. per workload). Choi's nested spaces come first, narrowest
-  to widest, other protocols after them by name.
+  to widest, other protocols after them by name. `changes`
+  (rankings.protocol_rank_changes) are listed under the panels: only those
+  orders change beyond noise; other crossings of the lines are ties.
   """
   outer = [k for k in by if k != "protocol_name"]
   panels = list(_groups(ranks, outer))
@@ -370,8 +372,18 @@ def rank_change_plot(ranks: pd.DataFrame, path: str | os.PathLike, *,
     ax.set_ylabel("rank (1 = best validation)")
     ax.set_title(label, fontsize=9)
     _legend(ax)
-  _suptitle(fig, title or "Optimizer ranks change with the search space")
-  return _save(fig, path, tight=True)
+  _suptitle(fig, title or "Optimizer ranks per search space (point ranks)")
+  if changes is None:
+    return _save(fig, path, tight=True)
+  lines = [f"{r.ahead_first} ahead of {r.behind_first} under {r.protocol_first} "
+           f"(p = {r.p_first:.2g}), behind under {r.protocol_then} (p = {r.p_then:.2g})"
+           for r in changes.itertuples()] or [
+      "no change of order beyond noise (tail-count test, p <= 0.1, in both protocols): "
+      "crossing lines are ties within the noise of the search"]
+  lines = [w for line in lines for w in textwrap.wrap(line, int(13 * fig.get_figwidth()))]
+  for i, line in enumerate(reversed(lines)):
+    fig.text(0.01, 0.005 + 0.03 * i, line, ha="left", va="bottom", fontsize=7)
+  return _save(fig, path, tight=True, rect=(0, 0.035 * len(lines) + 0.01, 1, 1))
 
 
 # ------------------------------------------------------------------------- best-of-k

@@ -136,3 +136,45 @@ def inclusion_check(df: pd.DataFrame, *, by: Sequence[str] = DEFAULT_BY,
   if not all_pairs:
     out = out[out["violated"].astype(bool)].drop(columns="violated").reset_index(drop=True)
   return out
+
+
+def protocol_rank_changes(scores: pd.DataFrame, *, by: Sequence[str] = DEFAULT_BY,
+                          protocol_col: str = "protocol_name",
+                          optimizer_col: str = "optimizer", level: float = 0.1
+                          ) -> pd.DataFrame:
+  """Pairs of optimizers whose order reverses between two protocols beyond noise.
+
+  Within one protocol, `a` is ahead of `b` beyond noise when the exact tail-count
+  test (analysis.bounds.tail_count_pvalue: how many of a's trials beat every one
+  of b's) gives p <= `level`. A change of order across protocols (Choi et al.'s
+  Fig. 4 question) is reported only when `a` is ahead beyond noise under one
+  protocol and `b` under the other; point ranks that differ otherwise are ties
+  within the noise of the search. `scores` is optimizer_scores' (its `scores`
+  column). Columns: the keys of `by` other than the protocol, ahead_first,
+  behind_first, protocol_first, protocol_then, p_first, p_then.
+  """
+  outer = [k for k in by if k != protocol_col]
+  rows = []
+  groups = scores.groupby(outer, sort=True, dropna=False) if outer else [((), scores)]
+  for key, g in groups:
+    key = key if isinstance(key, tuple) else (key,)
+    ahead = {}  # protocol -> {(a, b): p} with a ahead of b beyond noise
+    for proto, gp in g.groupby(protocol_col, sort=True):
+      opts = gp.set_index(optimizer_col)["scores"].to_dict()
+      ahead[proto] = {}
+      for a, sa in opts.items():
+        for b, sb in opts.items():
+          if a != b and isinstance(sa, tuple) and isinstance(sb, tuple):
+            _, p = bounds.tail_count_pvalue(sa, sb)
+            if p <= level:
+              ahead[proto][(a, b)] = p
+    protos = sorted(ahead)
+    for i, p1 in enumerate(protos):
+      for p2 in protos[i + 1:]:
+        for (a, b), q1 in ahead[p1].items():
+          if (b, a) in ahead[p2]:
+            rows.append({**dict(zip(outer, key)), "ahead_first": a, "behind_first": b,
+                         "protocol_first": p1, "protocol_then": p2, "p_first": q1,
+                         "p_then": ahead[p2][(b, a)]})
+  return pd.DataFrame(rows, columns=outer + ["ahead_first", "behind_first", "protocol_first",
+                                             "protocol_then", "p_first", "p_then"])

@@ -33,7 +33,7 @@ from analysis.figure_data import (FIGURES, SCALING_GROUPS, SCORE, STEPS_ESTIMAND
                                   one_setting, ranking_scores, scaling_trials, sci_columns,
                                   score_label, study_order, study_table, varying)
 from analysis.profiles import performance_profile
-from analysis.rankings import inclusion_check, ranking_table
+from analysis.rankings import inclusion_check, protocol_rank_changes, ranking_table
 from analysis.steps_to_result import (best_under_budget, describe_regime, describe_steps,
                                       optimal_effective_lr, scaling_curve)
 
@@ -259,6 +259,13 @@ def _rankings(ctx: Context) -> list[str]:
   if (per_study > 1).any():
     lines += ["", "Note: some optimizer/protocol groups pool several studies."]
   lines += ["", "Ranks (1 = best):", ""] + md_table(ranks)
+  if "protocol_name" in by and scores["protocol_name"].nunique() > 1:
+    moves = protocol_rank_changes(scores, by=by)
+    lines += ["", "Changes of order between protocols beyond noise (each order backed by "
+              "the tail-count test at p <= 0.1 in its protocol; other rank differences "
+              "are ties within the noise of the search): "
+              + (f"{len(moves)}:" if len(moves) else "none."), ""]
+    lines += md_table(moves) if len(moves) else []
   if not pairs.empty:
     lines += ["", "Inclusion pairs (special ⊆ general; gap = general − special):", ""]
     lines += md_table(pairs.drop(columns=["relative_gap"]))

@@ -115,3 +115,25 @@ def test_inclusion_verdicts_per_protocol_say_what_is_beyond_noise():
   within = playbook.inclusion_verdict(pairs.iloc[1:2])
   assert within.endswith("none beyond noise (tail-count permutation test, p > 0.1): within "
                          "the noise of the search")
+
+
+def test_rank_changes_across_protocols_only_beyond_noise():
+  from analysis.rankings import protocol_rank_changes
+  # narrow: sgd's 8 trials all beat adam's; wide: adam's all beat sgd's -> a change.
+  narrow = _trials({"sgd": _spread(0.05), "adam": _spread(0.20)}, protocol="narrow")
+  wide = _trials({"sgd": _spread(0.20), "adam": _spread(0.05)}, protocol="wide")
+  moves = protocol_rank_changes(analysis.optimizer_scores(pd.concat([narrow, wide])))
+  assert len(moves) == 1
+  row = moves.iloc[0]
+  assert (row["ahead_first"], row["behind_first"]) == ("sgd", "adam")
+  assert (row["protocol_first"], row["protocol_then"]) == ("narrow", "wide")
+  assert row["p_first"] == pytest.approx(1 / 12870) and row["p_then"] == pytest.approx(1 / 12870)
+  # Interleaved scores: the point ranks swap, but no order is beyond noise.
+  a = [(0.100 + 0.01 * i, 0.1, "ok") for i in range(8)]
+  b = [(0.105 + 0.01 * i, 0.1, "ok") for i in range(8)]
+  swapped = pd.concat([_trials({"sgd": a, "adam": b}, protocol="narrow"),
+                       _trials({"sgd": b, "adam": a}, protocol="wide")])
+  scores = analysis.optimizer_scores(swapped)
+  ranks = analysis.ranking_table(scores)
+  assert ranks.loc[("w", "narrow"), "sgd"] == 1 and ranks.loc[("w", "wide"), "adam"] == 1
+  assert protocol_rank_changes(scores).empty

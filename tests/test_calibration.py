@@ -100,3 +100,9 @@ def test_steps_vs_seconds_moves_false_positive_rate_is_at_most_the_level():
 def test_budget_swaps_false_positive_rate_is_at_most_the_level():
   fpr = calibration.budget_swap_false_positive_rate(8, 30, _rng(17), n_boot=100)
   assert fpr <= 0.10 + 2 * math.sqrt(0.1 * 0.9 / 30)
+
+
+def test_rank_changes_across_protocols_false_positive_rate_is_at_most_the_level():
+  fpr = calibration.protocol_change_false_positive_rate(calibration.SCORE_SHAPES[0], 16, 60,
+                                                        _rng(19))
+  assert fpr <= 0.10 + 2 * math.sqrt(0.1 * 0.9 / 60)
