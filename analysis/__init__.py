@@ -16,6 +16,10 @@ import sys
 import types
 from typing import Any
 
+if sys.argv[:1] == ["-m"]:  # Python is starting an analysis module: signals, one line (interrupts)
+  from analysis import interrupts as _interrupts
+  _interrupts.install()
+
 _EXPORTS = {
     "Results": "load", "load": "load",
     "steps_to_result": "steps_to_result", "goal_times": "steps_to_result",

@@ -25,6 +25,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 from jax.experimental import multihost_utils
 
+from analysis import interrupts
 from bench import parallel, store
 
 STATE = "state.json"
@@ -67,9 +68,9 @@ class TrialCheckpointer:
     meta = store.read_json(self.dir / STATE)
     name = meta.get("name") if isinstance(meta, dict) else None
     if not (isinstance(name, str) and re.fullmatch(r"step_\d+", name)):
-      raise StorageFailure(f"{self.dir / STATE}: names checkpoint {name!r}, not a step_<N> "
-                           "folder here; move the checkpoint folder aside to start the trial "
-                           "afresh")
+      raise StorageFailure(None, f"names checkpoint {name!r}, not a step_<N> folder here; "
+                           "move the checkpoint folder aside to start the trial afresh",
+                           str(self.dir / STATE))
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
     with _storage(self.dir / name, "restoring a checkpoint"):
       state = self._ckpt.restore(self.dir / name, abstract)
@@ -77,20 +78,35 @@ class TrialCheckpointer:
 
   def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
     """Blocking save (the caller donates these buffers to the next dispatch)."""
+    interrupts.check()  # a safe point: nothing of this save written yet
     name = f"step_{step}"
     target = self.dir / name
-    if parallel.is_primary():
-      target.rmtree(missing_ok=True)  # left by a save that died before state.json named it
+    if parallel.is_primary():  # left by a save that died before state.json named it
+      for partial in self._partial(name):
+        partial.rmtree(missing_ok=True)
     _barrier("before save")
-    with _storage(target, "saving a checkpoint"):
-      self._ckpt.save(target, state)
-      self._ckpt.wait_until_finished()
+    try:
+      with _storage(target, "saving a checkpoint"):
+        self._ckpt.save(target, state)
+        self._ckpt.wait_until_finished()
+    except StorageFailure:
+      if parallel.is_primary():  # give back the room the partial save took
+        for partial in self._partial(name):
+          with contextlib.suppress(OSError):
+            partial.rmtree(missing_ok=True)
+      raise
     if parallel.is_primary():
       store.write_json_atomic(self.dir / STATE, {**meta, "step": step, "name": name})
       for old in self.dir.glob("step_*"):
         if old.name != name:
           old.rmtree(missing_ok=True)
     _barrier("after save")
+
+  def _partial(self, name: str) -> list[epath.Path]:
+    """What a save of `name` that did not finish left: step_N and orbax's
+    step_N.orbax-checkpoint-tmp(-<n>) folder."""
+    return [p for p in self.dir.glob(f"{name}*")
+            if p.name == name or p.name.startswith(f"{name}.")]
 
   def clear(self) -> None:
     """Remove every checkpoint: the trial has its record now."""
@@ -101,19 +117,36 @@ class TrialCheckpointer:
 
 class StorageFailure(OSError):
   """The checkpoint storage failed (disk full, permissions, a lost mount): an
-  error of the environment, not of the trial; its message names the path."""
+  error of the environment, not of the trial. OSError(errno, the OS's words,
+  path) plus what was being done; str() is '<path>: <cause> (<doing>)'."""
+
+  def __init__(self, errno: int | None, strerror: str, filename: str, doing: str = ""):
+    super().__init__(errno, strerror, filename)
+    self.doing = doing
+
+  def __str__(self) -> str:
+    return f"{self.filename}: {self.strerror}" + (f" ({self.doing})" if self.doing else "")
 
 
 @contextlib.contextmanager
 def _storage(path: epath.Path, doing: str):
-  """orbax and tensorstore report a full disk as their own errors (e.g. a
-  ValueError 'RESOURCE_EXHAUSTED ... No space left on device'): one kind here."""
+  """orbax and tensorstore report a full disk as their own errors (a ValueError
+  'RESOURCE_EXHAUSTED: Error writing ... No space left on device
+  [os_error_code='28']', while their threads log it again and again): one
+  StorageFailure here, naming the OS's cause and the checkpoint's path, with
+  the libraries' own output held back (interrupts.library_output_held)."""
   try:
-    yield
-  except OSError:
+    with interrupts.library_output_held():
+      yield
+  except KeyboardInterrupt:
     raise
   except Exception as e:  # noqa: BLE001 - re-raised as what it is
-    raise StorageFailure(f"{path}: {doing} failed: {str(e).splitlines()[0][:300]}") from e
+    if interrupts.pending():  # the library turned the signal into its own error
+      raise interrupts.Interrupted(interrupts.pending()) from None
+    code, words, _ = interrupts.os_cause(e)
+    if words is None:
+      words = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}"
+    raise StorageFailure(code, words, str(path), doing) from e
 
 
 def _barrier(name: str) -> None:

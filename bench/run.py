@@ -12,16 +12,17 @@ trials with index % n == i, so n copies (Slurm array, Kubernetes indexed job)
 share one results directory; `--executor=processes --num_workers=k` does that
 with k local processes. Every error of the input is one `error:` line before any
 compute; an error of the environment (OSError: disk full, permissions, a lost
-mount) stops the run in one line with nothing recorded for the running trials;
-SIGINT / SIGTERM stop at the next dispatch with one line (exit 130 / 143).
-Rerunning the same command resumes in every case (README: "Faults").
+mount) stops the run in one line naming the OS's cause and the path, with
+nothing recorded for the running trials; SIGINT / SIGTERM stop it at any moment
+within a few seconds with one line (exit 130 / 143; analysis/interrupts.py).
+Rerunning the same command resumes in every case (README: "Faults"). Paths in
+the recipe file are relative to it; paths on the command line to the current
+directory.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -30,8 +31,10 @@ from absl import app, flags, logging
 from etils import epath
 from ml_collections import config_flags
 
+from analysis import interrupts
 import protocols
 import workloads
+from bench import config as config_lib
 from bench import packing, parallel, store, study as study_lib, trial
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment recipe file[:args].")
@@ -78,6 +81,7 @@ def main(argv):
     except ValueError as e:
       raise trial.ConfigError(f"--pack: {e}") from None
     recipe = study_lib.load_recipe(config_flags.get_config_filename(flags.FLAGS["config"]))
+    study_lib.rebase_paths(config, study_lib.recipe_dir(recipe), _overridden(sys.argv))
     studies = study_lib.expand(config, recipe)
     out = epath.Path(_OUTPUT_DIR.value)
     runners = [study_lib.StudyRunner(s, out, shard=shard, pack=pack,
@@ -115,25 +119,26 @@ def main(argv):
     return
   t0 = time.perf_counter()
   done = []
-  try:
-    with interruptible():
-      for r, ps in zip(runners, prepared):
-        done.append(study_lib.new_counts())
-        r.run(ps, done[-1])
-        print(f"[{r.study.study_id}] ran {done[-1]['ran']}, already done "
-              f"{done[-1]['skipped']}, running elsewhere {done[-1]['busy']}", flush=True)
-  except workloads.DataError as e:
-    sys.exit(f"error: {e}")
-  except Interrupted as e:
+
+  def stopped(e: interrupts.Interrupted) -> str:
     n = sum(c["ran"] for c in done)
-    print(f"{e.name}: stopped after {n} trial{'' if n == 1 else 's'} finished in this run "
-          "(all recorded); the running ones were not recorded and rerun, from their "
-          "checkpoints if any, when you run the same command again", file=sys.stderr)
-    sys.exit(e.code)
+    return (f"{e.name}: stopped after {n} trial{'' if n == 1 else 's'} finished in this run "
+            "(all recorded); the running ones were not recorded and rerun, from their "
+            "checkpoints if any, when you run the same command again")
+  interrupts.on_stop(stopped)
+  try:
+    for r, ps in zip(runners, prepared):
+      done.append(study_lib.new_counts())
+      r.run(ps, done[-1])
+      print(f"[{r.study.study_id}] ran {done[-1]['ran']}, already done "
+            f"{done[-1]['skipped']}, running elsewhere {done[-1]['busy']}", flush=True)
+  except workloads.DataError as e:
+    interrupts.finish(f"error: {e}", 1)
+  except interrupts.Interrupted as e:
+    interrupts.stop(e)
   except OSError as e:  # the environment: disk full, permissions, a lost mount
-    where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-    sys.exit(f"error: {where}{e.strerror or e}; the running trials were not recorded and "
-             "resume when you run the same command again")
+    interrupts.finish(f"error: {interrupts.describe(e)}; the running trials were not recorded "
+                      "and resume when you run the same command again", 1)
   print(f"done in {time.perf_counter() - t0:.0f}s: results in {out}")
 
 
@@ -149,30 +154,6 @@ def _check_experiment(out: epath.Path, experiment: str) -> None:
   if held and held != experiment:
     raise store.StoreError(f"{out} holds experiment {held!r} (experiment.json), not "
                            f"{experiment!r}; use another --output_dir")
-
-
-class Interrupted(BaseException):
-  """SIGINT (Ctrl-C) or SIGTERM: stop at the next safe point (between
-  dispatches), record nothing partial, exit 128 + signal number."""
-
-  def __init__(self, signum: int):
-    super().__init__(signum)
-    self.name = signal.Signals(signum).name
-    self.code = 128 + signum
-
-
-@contextlib.contextmanager
-def interruptible():
-  """SIGINT and SIGTERM raise Interrupted in the main thread while inside."""
-  def handler(signum, frame):
-    del frame
-    raise Interrupted(signum)
-  old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-  try:
-    yield
-  finally:
-    for s, h in old.items():
-      signal.signal(s, h)
 
 
 def _run_processes(n: int) -> int:
@@ -197,17 +178,22 @@ def _run_processes(n: int) -> int:
     procs.append(subprocess.Popen([sys.executable, "-m", "bench.run", *base, f"--shard={i}/{n}"],
                                   env=env))
   try:
-    with interruptible():
-      return max(p.wait() for p in procs)
-  except Interrupted as e:  # forward it, and wait: no worker outlives this process
+    return max(p.wait() for p in procs)
+  except interrupts.Interrupted as e:  # forward it, and wait: no worker outlives this process
+    interrupts.stopping()
+    interrupts.extend(interrupts.GRACE_SEC + 10)  # the workers take up to GRACE_SEC each
     for p in procs:
       if p.poll() is None:
-        p.send_signal(signal.SIGTERM if e.name == "SIGTERM" else signal.SIGINT)
+        p.send_signal(e.signum)
+    deadline = time.monotonic() + interrupts.GRACE_SEC + 5
     for p in procs:
-      p.wait()
-    print(f"{e.name}: the {n} workers stopped; run the same command again to resume",
-          file=sys.stderr)
-    return e.code
+      try:
+        p.wait(timeout=max(deadline - time.monotonic(), 0.1))
+      except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    interrupts.finish(f"{e.name}: the {n} workers stopped; run the same command again to "
+                      "resume", e.code)
 
 
 def _local_devices() -> tuple[int, str]:
@@ -224,10 +210,29 @@ def _local_devices() -> tuple[int, str]:
     return 1, "cpu"
 
 
+def _overridden(argv: list[str]) -> list[str]:
+  """The config fields set on the command line ('num_trials', 'settings.dtype')."""
+  return [a[len("--config."):].split("=", 1)[0] for a in argv[1:] if a.startswith("--config.")]
+
+
+def _recipe_config(argv: list[str]):
+  """The recipe's config as get_config returns it (None if it cannot be had)."""
+  for arg in argv[1:]:
+    m = re.match(r"--config=(.*?\.py)(?::(.*))?$", arg)
+    if m:
+      try:
+        module = study_lib.load_recipe(m.group(1))
+        return module.get_config(m.group(2)) if m.group(2) is not None else module.get_config()
+      except Exception:  # noqa: BLE001 - only used to word a hint
+        return None
+  return None
+
+
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing, with the recipe's folder importable (so a recipe can
   import the workload or optimizer files beside it) and every error of the
-  flags or of loading the recipe file as one line instead of a traceback."""
+  flags or of loading the recipe file as one line instead of a traceback,
+  naming the flag that was meant where there is one."""
   for arg in argv[1:]:
     if arg.startswith("--config="):
       path = re.sub(r"(\.py):.*$", r"\1", arg.split("=", 1)[1])
@@ -239,16 +244,19 @@ def parse_flags(argv: list[str]) -> list[str]:
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
-    sys.exit(f"error: {_last_line(e)}")
+    sys.exit("error: " + config_lib.flag_error(
+        _last_line(e), lambda name: config_lib.flag_meant(name, _recipe_config(argv))))
   except (AttributeError, KeyError) as e:  # --config.<field> the recipe's config lacks
     # ml_collections: KeyError("'num_trails'\nDid you mean \"num_trials\" ...?")
-    while e.args and isinstance(e.args[0], BaseException):  # AttributeError(KeyError(...))
-      e = e.args[0]
-    text = e.args[0] if e.args and isinstance(e.args[0], str) else str(e)
-    field, _, hint = text.strip("\"'").partition("\n")
-    field = field.strip("\"'")
-    sys.exit(f"error: --config.{field}: the recipe's config has no field {field!r}"
-             + (f"; {hint.strip()}" if hint.strip() else ""))
+    config = _recipe_config(argv)
+    path = config_lib.refused_override(_overridden(argv), config_lib.missing_field(e), config)
+    flag = "--config." + ".".join(path)
+    where = ("the recipe's trial settings have" if path[:1] == ["settings"] and len(path) == 2
+             else "the recipe's config has")
+    meant = config_lib.recipe_flag_meant(path, config) if config is not None else None
+    note = config_lib.recipe_flag_note(path)
+    sys.exit(f"error: {flag}: {note or f'{where} no field {path[-1]!r}'}"
+             + (f"; did you mean {meant}?" if meant else ""))
   except Exception as e:  # noqa: BLE001 - the recipe file raised while loading
     sys.exit(f"error: --config: {_last_line(e)}")
 

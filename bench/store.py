@@ -22,7 +22,7 @@ from typing import Any
 
 from etils import epath
 
-from analysis import record
+from analysis import interrupts, record
 
 RECORD = record.RECORD
 LOCK = "lock"
@@ -45,20 +45,32 @@ def _tmp_name(path: epath.Path) -> epath.Path:
 
 
 def write_json_atomic(path: epath.PathLike, obj: Any) -> None:
-  """Write JSON so that `path` is either absent, the old file, or the whole new one."""
+  """Write JSON so that `path` is either absent, the old file, or the whole new one.
+  A failed write (a full disk) removes its temp file and raises an OSError
+  naming `path`; a signal received while writing is raised once it is done."""
   path = epath.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = _tmp_name(path)
   text = json.dumps(obj, indent=1, sort_keys=True, default=_json_default)
-  if "://" not in str(path):
-    with open(tmp, "w") as f:
-      f.write(text)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  else:  # object stores: the rename of a complete object is the commit
-    tmp.write_text(text)
-    tmp.rename(path)
+  with interrupts.shielded():
+    tmp = _tmp_name(path)
+    try:
+      path.parent.mkdir(parents=True, exist_ok=True)
+      if "://" not in str(path):
+        with open(tmp, "w") as f:
+          f.write(text)
+          f.flush()
+          os.fsync(f.fileno())
+        os.replace(tmp, path)
+      else:  # object stores: the rename of a complete object is the commit
+        tmp.write_text(text)
+        tmp.rename(path)
+    except OSError as e:
+      try:
+        tmp.unlink(missing_ok=True)
+      except OSError:
+        pass
+      if e.errno is None or (e.filename and e.filename != str(tmp)):
+        raise  # names its path already (e.g. the folder that could not be made)
+      raise OSError(e.errno, e.strerror, str(path)) from e
 
 
 def _json_default(x):

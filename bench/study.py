@@ -24,6 +24,7 @@ from etils import epath
 
 import protocols
 import workloads
+from analysis import interrupts
 from bench import loop, packing, store, trial
 from bench.progress import budget_trials, format_duration
 from bench.settings import STUDY_FIELDS, SettingsError, TrialSettings
@@ -38,6 +39,16 @@ class Study:
   scientific: Mapping[str, Any]          # e.g. {'batch_size': 128}
   study_seed: int
   settings: TrialSettings = TrialSettings()
+  # The folder a workload file named by a relative path is in: the recipe's
+  # (paths in a recipe are relative to it). Not part of the identity, so a
+  # study is the same study wherever its recipe folder is.
+  base_dir: str = ""
+
+  @property
+  def workload_ref(self) -> str:
+    """The workload as the trials load it: a relative 'file.py:Class' joined
+    to base_dir; a registered name or 'module:Class' as it is."""
+    return resolve_workload(self.workload, self.base_dir)
 
   @property
   def protocol_hash(self) -> str:
@@ -73,7 +84,7 @@ class Study:
     The protocol's content is not in it: another protocol under the same name
     in the same store is refused (StudyRunner.prepare), not silently kept apart."""
     sci = ".".join(f"{_short(k)}{_fmt(v)}" for k, v in sorted(self.scientific.items()))
-    parts = [_workload_name(self.workload), self.protocol.name, sci, f"s{self.study_seed}"]
+    parts = [_workload_name(self.workload_ref), self.protocol.name, sci, f"s{self.study_seed}"]
     if self.settings.identity() != TrialSettings().identity():
       text = json.dumps(self.settings.identity(), sort_keys=True, default=str)
       parts.append(hashlib.sha256(text.encode()).hexdigest()[:8])
@@ -95,11 +106,54 @@ def _workload_name(workload: str) -> str:
     return workload.rsplit(":", 1)[-1]
 
 
+def is_file_ref(workload: str) -> bool:
+  """'path/to/file.py:Class' (not a registered name, not 'module:Class')."""
+  path, sep, _ = str(workload).rpartition(":")
+  return bool(sep) and path.endswith(".py")
+
+
+def resolve_workload(workload: str, base_dir: str) -> str:
+  """A relative 'file.py:Class' joined to base_dir (the recipe's folder)."""
+  if not (base_dir and is_file_ref(workload)):
+    return workload
+  path, _, cls = str(workload).rpartition(":")
+  if os.path.isabs(path) or "://" in path:
+    return workload
+  return f"{os.path.normpath(os.path.join(base_dir, path))}:{cls}"
+
+
+def _resolve_dir(path: Any, base_dir: str) -> Any:
+  if not (base_dir and isinstance(path, str) and path) or os.path.isabs(path) or "://" in path:
+    return path
+  return os.path.normpath(os.path.join(base_dir, os.path.expanduser(path)))
+
+
+def rebase_paths(config: Any, recipe_dir: str, given: Sequence[str] = ()) -> None:
+  """Make the recipe config's paths mean what their writer meant: a path written
+  in the recipe file is relative to the recipe's folder (as in any config
+  file); a path given on the command line (`given`: the overridden fields, e.g.
+  'workload', 'settings.data_dir') is relative to the current directory.
+  Workload files stay relative (to the recipe's folder), so that a study's
+  identity does not depend on where its recipe is; data_dir becomes absolute."""
+  recipe_dir = os.path.abspath(recipe_dir)
+  workload = config.get("workload") if hasattr(config, "get") else None
+  if isinstance(workload, str) and is_file_ref(workload) and "workload" in given:
+    path, _, cls = workload.rpartition(":")
+    if not os.path.isabs(path) and "://" not in path:
+      config.workload = f"{os.path.relpath(os.path.abspath(path), recipe_dir)}:{cls}"
+  section = config.get("settings") if hasattr(config, "get") else None
+  if section is not None and section.get("data_dir"):
+    here = os.getcwd() if "settings.data_dir" in given else recipe_dir
+    section.data_dir = _resolve_dir(os.path.expanduser(section.data_dir), here)
+
+
 def from_recipe(descriptions: Sequence[Mapping[str, Any]], experiment: str,
-                settings: Mapping[str, Any] | None = None) -> list[Study]:
+                settings: Mapping[str, Any] | None = None, base_dir: str = "") -> list[Study]:
   """Studies from a recipe's plain descriptions (protocols/experiments: `study()`),
   each {'workload', 'protocol', 'scientific', 'study_seed', 'settings'}; a
-  description's settings override the recipe's `settings` section."""
+  description's settings override the recipe's `settings` section. Relative
+  paths (a workload file, a data_dir) are relative to `base_dir`, the recipe's
+  folder."""
   base = {k: v for k, v in dict(settings or {}).items() if v is not None}
   out = []
   for i, d in enumerate(descriptions):
@@ -110,6 +164,8 @@ def from_recipe(descriptions: Sequence[Mapping[str, Any]], experiment: str,
     if extra:
       raise trial.ConfigError(f"study {i} of the recipe has an unknown field {extra[0]!r}")
     given = {k: v for k, v in dict(d.get("settings") or {}).items() if v is not None}
+    if "data_dir" in given:
+      given["data_dir"] = _resolve_dir(given["data_dir"], base_dir)
     try:
       s = TrialSettings.from_mapping({**base, **given})
     except SettingsError as e:
@@ -119,7 +175,8 @@ def from_recipe(descriptions: Sequence[Mapping[str, Any]], experiment: str,
         raise trial.ConfigError(f"setting {k} comes from the study (scientific settings or "
                                 f"the protocol's budget), not from the recipe's settings")
     out.append(Study(experiment, str(d["workload"]), d["protocol"],
-                     dict(d.get("scientific") or {}), int(d.get("study_seed", 0)), s))
+                     dict(d.get("scientific") or {}), int(d.get("study_seed", 0)), s,
+                     base_dir=base_dir))
   return out
 
 
@@ -150,7 +207,13 @@ def expand(config: Any, recipe: Any) -> list[Study]:
     descriptions = recipe.studies(config)
   except (protocols.ProtocolError, ValueError, KeyError, TypeError) as e:
     raise trial.ConfigError(f"recipe {experiment}: {e}".splitlines()[0]) from None
-  return from_recipe(descriptions, experiment, config.get("settings"))
+  return from_recipe(descriptions, experiment, config.get("settings"), recipe_dir(recipe))
+
+
+def recipe_dir(recipe: Any) -> str:
+  """The folder of a recipe module's file ('' if it has none)."""
+  path = getattr(recipe, "__file__", None)
+  return os.path.dirname(os.path.abspath(path)) if path else ""
 
 
 def _short(k: str) -> str:
@@ -187,7 +250,7 @@ def trial_specs(study: Study, points: Sequence[Mapping[str, Any]], start: int = 
     settings = study.settings.replace(batch_size=batch_size, train_steps=budget.train_steps,
                                       eval_every=budget.eval_every)
     specs.append(trial.TrialSpec(
-        workload=study.workload, optimizer=optimizer, hparams=point, seed=seed,
+        workload=study.workload_ref, optimizer=optimizer, hparams=point, seed=seed,
         settings=settings, trial_id=f"{study.study_id}/{trial_folder(index, rerun)}",
         study_id=study.study_id, experiment=study.experiment, protocol_name=study.protocol.name,
         protocol_hash=study.protocol_hash, trial_index=index, rerun=rerun,
@@ -398,9 +461,13 @@ class StudyRunner:
     dirs = [self.trial_dir(p) for p in trials]
 
     def store_record(i: int, rec: dict[str, Any]) -> None:
-      store.write_json_atomic(dirs[i] / store.RECORD, rec)
-      locked[i][1].release()
-      counts["ran"] += 1
+      # After a signal nothing more is recorded: the trial may have ended because
+      # of it (a library turning the interrupt into its own error); it reruns.
+      interrupts.check()
+      with interrupts.shielded():  # the record and its count, or neither
+        store.write_json_atomic(dirs[i] / store.RECORD, rec)
+        locked[i][1].release()
+        counts["ran"] += 1
       self.log(self._progress(rec, counts, t_start))
 
     try:

@@ -20,6 +20,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from analysis import interrupts
 from bench import config as config_lib
 from bench import optimizers, parallel, store, trial
 from bench.settings import SettingsError
@@ -55,9 +56,26 @@ def _load_optimizer_file(argv: list[str]) -> None:
         sys.exit(f"error: {e}")
 
 
+def _config_error(e: BaseException, argv: list[str]) -> str:
+  """One line for a --config.<path> that the trial config does not have,
+  naming the flag that was meant where there is one."""
+  overridden = [a[len("--config."):].split("=", 1)[0] for a in argv[1:]
+                if a.startswith("--config.")]
+  path = config_lib.refused_override(overridden, config_lib.missing_field(e),
+                                     config_lib.trial_config())
+  meant = config_lib.train_flag_meant(path)
+  what = ("setting or hyperparameter" if len(path) == 1 else
+          "optimizer or schedule hyperparameter" if path[0] == "hparams" else "field")
+  return (f"error: --config.{'.'.join(path)}: bench.train has no {what} {path[-1]!r}"
+          + (f"; did you mean {meant}?" if meant else ""))
+
+
 _load_optimizer_file(sys.argv)
-_CONFIG = config_flags.DEFINE_config_dict("config", config_lib.trial_config(),
-                                          "Trial settings; override with --config.x=y.")
+try:  # config_flags applies the --config.x=y overrides of sys.argv here, at definition
+  _CONFIG = config_flags.DEFINE_config_dict("config", config_lib.trial_config(),
+                                            "Trial settings; override with --config.x=y.")
+except (AttributeError, KeyError) as _e:
+  sys.exit(_config_error(_e, sys.argv))
 
 
 def main(argv):
@@ -66,6 +84,9 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:  # libraries' INFO logs (orbax, jax) drown progress
     logging.set_verbosity(logging.WARNING)
   c = _CONFIG.value
+  interrupts.on_stop(lambda e: (
+      f"{e.name}: the trial stopped before its end and nothing was recorded; the same "
+      "command runs it again" + (", from its last checkpoint" if _OUTPUT_DIR.value else "")))
   _start_processes()
   primary = parallel.is_primary()
   say = (lambda s: print(s, flush=True)) if primary else (lambda s: None)
@@ -101,6 +122,9 @@ def main(argv):
                     events_dir=str(out / "events") if out is not None and primary else None)
   except (trial.ConfigError, store.StoreError, workloads.DataError) as e:
     sys.exit(f"error: {e}")
+  except OSError as e:  # the environment: disk full, permissions, a lost mount
+    interrupts.finish(f"error: {interrupts.describe(e)}; nothing was recorded, and the same "
+                      "command resumes the trial once that is fixed", 1)
   if not primary:  # process 0 reports and writes
     if rec["status"] == "failed":
       sys.exit(f"error: {rec['status_reason']}")
@@ -111,7 +135,12 @@ def main(argv):
         f" | best {metric} {best.get(metric, float('nan')):.4g} at step {best.get('step')}"
         f" | goal reached at step {rec['goal_step']} | {rec['steps_per_sec']:.1f} steps/s")
   if out is not None:
-    store.write_json_atomic(out / store.RECORD, rec)
+    interrupts.check()  # after a signal nothing is recorded
+    try:
+      store.write_json_atomic(out / store.RECORD, rec)
+    except OSError as e:
+      interrupts.finish(f"error: {interrupts.describe(e)}; the trial was not recorded and the "
+                        "same command runs it again", 1)
     print(f"wrote {out / store.RECORD}")
   if rec["status"] == "failed":
     sys.exit(1)
@@ -136,10 +165,9 @@ def parse_flags(argv: list[str]) -> list[str]:
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
-    sys.exit(f"error: {str(e).splitlines()[0]}")
+    sys.exit("error: " + config_lib.flag_error(str(e).splitlines()[0], config_lib.flag_meant))
   except (AttributeError, KeyError) as e:  # --config.<field> that does not exist
-    field = str(e).strip("\"'")
-    sys.exit(f"error: --config: no setting or hyperparameter {field!r}")
+    sys.exit(_config_error(e, argv))
 
 
 if __name__ == "__main__":

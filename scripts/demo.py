@@ -34,8 +34,16 @@ def main(argv):
   from analysis import report  # pylint: disable=g-import-not-at-top
   from analysis.steps_to_result import (  # pylint: disable=g-import-not-at-top
       describe_regime, describe_steps, scaling_curve)
+  from analysis import interrupts  # pylint: disable=g-import-not-at-top
   from bench import store, study as study_lib, trial  # pylint: disable=g-import-not-at-top
   from protocols.experiments import batch_scaling  # pylint: disable=g-import-not-at-top
+
+  ran = []  # per study, what its runner did so far (study_lib.new_counts)
+  interrupts.on_stop(lambda e: (
+      f"{e.name}: the demo stopped; {sum(c['ran'] for c in ran)} trials finished in this run "
+      "(all recorded); run the same command again to resume"))
+  interrupts.on_error("; nothing finished is lost: run the same command again once that is "
+                      "fixed to resume")
 
   config = batch_scaling.get_config("mnist1d_large_mlp,cpu")
   try:
@@ -63,7 +71,8 @@ def main(argv):
   t0 = time.perf_counter()
   for i, (r, ps) in enumerate(zip(runners, prepared), 1):
     ts = time.perf_counter()
-    counts = r.run(ps)
+    ran.append(study_lib.new_counts())
+    counts = r.run(ps, ran[-1])
     now = time.perf_counter()
     eta = (now - t0) / i * (len(runners) - i)
     steps, _ = batch_scaling.budget(config, r.study.scientific["batch_size"])

@@ -3,6 +3,8 @@ flag never cost a trial or print a traceback."""
 import errno
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,8 +89,10 @@ def test_a_failing_checkpoint_save_is_the_environment_not_the_trial(tmp_path, mo
   def broken(self, *a, **k):
     raise ValueError("RESOURCE_EXHAUSTED: Error writing local file: No space left on device")
   monkeypatch.setattr(checkpoint.ocp.StandardCheckpointer, "save", broken)
-  with pytest.raises(checkpoint.StorageFailure, match="saving a checkpoint failed"):
+  with pytest.raises(checkpoint.StorageFailure) as e:
     study_lib.StudyRunner(s, tmp_path, log=QUIET).run()
+  assert e.value.errno == errno.ENOSPC and e.value.strerror == "No space left on device"
+  assert str(e.value).endswith("/checkpoint/step_5: No space left on device (saving a checkpoint)")
   assert records(tmp_path) == {}
 
 
@@ -114,6 +118,113 @@ def test_cli_disk_full_is_one_line_and_a_rerun_completes(tmp_path):
   assert p.returncode == 0, p.stderr
   recs = records(out)
   assert len(recs) == 4 and all(r["status"] != "failed" for r in recs.values())
+
+
+ORBAX_ENOSPC = ("RESOURCE_EXHAUSTED: Error writing \"0.params.Dense_1.kernel/0.0\" in OCDBT "
+                "database at local file \"{d}.orbax-checkpoint-tmp/ocdbt.process_0/\": Failed "
+                "writing: \"{d}.orbax-checkpoint-tmp/ocdbt.process_0/d/f8ca\": Failed to write "
+                "236279 bytes to file 8: No space left on device [os_error_code='28']")
+
+
+def test_cli_checkpoint_disk_full_is_one_line_after_silenced_library_threads(tmp_path):
+  """As orbax does on a full disk: its threads log the error and print
+  tracebacks, during the save and after it, and the save raises a ValueError
+  whose first line does not say "No space left on device". The run prints one
+  line, the last, naming the OS's cause and the checkpoint; a rerun completes."""
+  out = tmp_path / "store"
+  inject = ("import sys, threading, time, traceback\n"
+            "from absl import logging\n"
+            "from analysis import interrupts\n"
+            "interrupts.install()\n"
+            "from bench import checkpoint, run\n"
+            f"MSG = {ORBAX_ENOSPC!r}\n"
+            "real, n = checkpoint.ocp.StandardCheckpointer.save, [0]\n"
+            "def noise():\n"
+            "  try:\n"
+            "    raise RuntimeError('Event loop is closed')\n"
+            "  except RuntimeError:\n"
+            "    traceback.print_exc()\n"
+            "def save(self, path, state, *a, **k):\n"
+            "  n[0] += 1\n"
+            "  if n[0] <= 3:\n"
+            "    return real(self, path, state, *a, **k)\n"
+            "  for _ in range(5):\n"
+            "    logging.error('background save raised: %s', MSG.format(d=path))\n"
+            "    threading.Thread(target=noise).start()\n"
+            "  threading.Thread(target=lambda: (time.sleep(0.3), noise(), 1 / 0)).start()\n"
+            "  raise ValueError(MSG.format(d=path))\n"
+            "checkpoint.ocp.StandardCheckpointer.save = save\n"
+            "run.app.run(run.main, flags_parser=run.parse_flags)")
+  args = [f"--config={SMOKE}", f"--output_dir={out}", "--config.num_trials=3",
+          "--config.rerun_best_seeds=0", "--config.train_steps=40", "--config.eval_every=10",
+          "--config.settings.checkpoint_every_sec=0"]
+  p = subprocess.run([sys.executable, "-c", inject, *args], cwd=ROOT, env=ENV,
+                     capture_output=True, text=True, timeout=300)
+  assert p.returncode == 1 and one_line(p), p.stderr
+  assert re.fullmatch(r"error: \S+/t000\d/checkpoint/step_\d+: No space left on device \(saving "
+                      r"a checkpoint\); the running trials were not recorded and resume when "
+                      r"you run the same command again\n", p.stderr), p.stderr
+  assert all(r["status"] != "failed" for r in records(out).values())
+  assert not [d for d, _, _ in os.walk(out) if "orbax-checkpoint-tmp" in d]  # room given back
+  p = bench_run(*args)
+  assert p.returncode == 0, p.stderr
+  assert len(records(out)) == 3 and all(r["status"] != "failed" for r in records(out).values())
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+  """A 100 KiB tmpfs (needs root and mount; skipped elsewhere); grow(size) remounts it."""
+  d = tmp_path / "disk"
+  d.mkdir()
+  if os.geteuid() != 0 or not shutil.which("mount"):
+    pytest.skip("mounting a small tmpfs needs root")
+  p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", str(d)],
+                     capture_output=True, text=True)
+  if p.returncode != 0:
+    pytest.skip(f"cannot mount a tmpfs: {p.stderr.strip()}")
+  grow = lambda size: subprocess.run(["mount", "-o", f"remount,size={size}", str(d)], check=True)
+  try:
+    yield d, grow
+  finally:
+    subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+@pytest.mark.parametrize("checkpoints", [True, False] if os.environ.get("OPTBENCH_SLOW_TESTS")
+                         else [True])
+def test_a_real_full_disk_is_one_line_and_nothing_is_lost(tiny_disk, checkpoints):
+  """A full tmpfs under the store: with checkpoints the first save fills it
+  (orbax/tensorstore), without them the events and records do."""
+  disk, grow = tiny_disk
+  out = disk / "store"
+  args = [f"--config={SMOKE}", f"--output_dir={out}", "--config.rerun_best_seeds=0"]
+  args += (["--config.settings.checkpoint_every_sec=0", "--config.num_trials=3"] if checkpoints
+           else ["--config.num_trials=40"])
+  p = bench_run(*args)
+  assert p.returncode == 1 and one_line(p), p.stderr
+  assert p.stderr.startswith(f"error: {out}/") and "No space left on device" in p.stderr
+  assert ("(saving a checkpoint)" in p.stderr) == checkpoints, p.stderr
+  before = records(out)
+  assert all(r["status"] != "failed" for r in before.values())
+  grow("50m")  # room again: the same command finishes, every finished trial kept
+  p = bench_run(*args)
+  assert p.returncode == 0, p.stderr
+  after = records(out)
+  assert len(after) == (3 if checkpoints else 40) and all(after[k] == r for k, r in before.items())
+  assert all(r["status"] != "failed" for r in after.values())
+
+
+def test_events_on_a_full_disk_raise_an_oserror_naming_the_events_file(tmp_path, monkeypatch):
+  from bench import events, trial
+  spec = trial.spec("mnist1d_mlp", "sgd", {})
+  w = events.EventWriter(str(tmp_path / "events"), spec, {"learning_rate": 0.1})
+
+  def full(*a):
+    raise OSError(errno.ENOSPC, "No space left on device")
+  monkeypatch.setattr(w._writer._py_recordio_writer, "write", full)
+  with pytest.raises(OSError) as e:
+    with w:
+      w.write({"step": 10, "wall_time": 0.0, "val/error": 0.5})
+  assert e.value.errno == errno.ENOSPC and "events.out.tfevents" in e.value.filename
 
 
 # ----- a damaged store -----
@@ -214,7 +325,9 @@ def test_interrupt_is_one_line_leaves_no_process_and_resumes(tmp_path, executor,
   assert "Traceback" not in err and lines and signal.Signals(sig).name in lines[-1]
   assert "run the same command again" in lines[-1]
   if executor == "sequential":
-    assert len(lines) == 1
+    assert len(lines) == 1 and "finished in this run (all recorded)" in lines[0]
+  else:  # each worker's line, then the parent's
+    assert "the 2 workers stopped" in lines[-1] and len(lines) == 3, lines
   ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
   assert str(out) not in ps  # no worker left running
   done = subprocess.run(args, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
@@ -248,6 +361,23 @@ MALFORMED = [  # (what, extra bench.run arguments, a word of the expected line)
     ("unknown flag", [f"--config={SMOKE}", "--num_wrokers=2"], "num_wrokers"),
     ("unwritable --output_dir", [f"--config={SMOKE}", "--output_dir=/proc/optbench"],
      "not writable"),
+    # Flags that point the wrong way: the line names the flag that was meant.
+    ("a study field as a setting", [f"--config={SMOKE}", "--config.settings.batch_size=64"],
+     "did you mean --config.batch_size?"),
+    ("a setting as a field (the old spelling)", [f"--config={SMOKE}",
+                                                 "--config.checkpoint_every_sec=0"],
+     "did you mean --config.settings.checkpoint_every_sec?"),
+    ("batch_size where the recipe has batch_sizes",
+     ["--config=protocols/experiments/batch_scaling.py:mnist1d_mlp,smoke",
+      "--config.batch_size=64"], "did you mean --config.batch_sizes?"),
+    ("bench.train's flag", [f"--config={SMOKE}", "--data_dir=/data"],
+     "unknown flag --data_dir; did you mean --config.settings.data_dir?"),
+    ("bench.train: a hyperparameter as a setting",
+     ["bench.train", "--config.learning_rate=0.1"], "did you mean --config.hparams.learning_rate?"),
+    ("bench.train: a recipe's settings section",
+     ["bench.train", "--config.settings.batch_size=64"], "did you mean --config.batch_size?"),
+    ("bench.train: a flag as a field", ["bench.train", "--config.data_dir=/data"],
+     "did you mean --data_dir?"),
 ]
 
 
@@ -258,8 +388,9 @@ def malformed_runs(tmp_path_factory):
   def start(what, args):
     out = tmp_path_factory.mktemp("malformed") / "store"
     given_out = [a for a in args if a.startswith("--output_dir")]
-    cmd = [sys.executable, "-m", "bench.run", *args, *([] if given_out else
-                                                       [f"--output_dir={out}"])]
+    module, args = (args[0], args[1:]) if args[0] == "bench.train" else ("bench.run", args)
+    cmd = [sys.executable, "-m", module, *args, *([] if given_out else
+                                                  [f"--output_dir={out}"])]
     return cmd, out, subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True)
   runs, pending = {}, list(MALFORMED)
