@@ -313,7 +313,9 @@ def library_output_held():
 # ------------------------------------------------------------ how it ends
 
 def _excepthook(tp, value, tb) -> None:
-  if isinstance(value, KeyboardInterrupt):
+  if isinstance(value, KeyboardInterrupt) or _s.signum is not None:
+    # After a signal, any error is the signal's doing: a library turned it into
+    # its own (a C extension's import: "ImportError: initialization failed").
     signum = value.signum if isinstance(value, Interrupted) else (_s.signum or signal.SIGINT)
     _print_last(_stop_line(signum), 128 + signum)
     return

@@ -62,8 +62,8 @@ def assert_reaches_what_the_readme_says(stdout, after):
 
 
 def as_written(argv, tmp_path):
-  """The README's argv with its /tmp output folders moved under tmp_path."""
-  return [re.sub(r"=/tmp/", f"={tmp_path}/", a) for a in argv]
+  """The README's argv with its /tmp output folders moved to tmp_path/out."""
+  return [re.sub(r"=/tmp/", f"={tmp_path}/out/", a) for a in argv]
 
 
 @pytest.fixture
@@ -94,9 +94,13 @@ def records(root):
 # ----- a recipe of one's own -----
 
 def test_recipe_outside_the_repo_runs_its_own_studies_and_extends(outside, tmp_path):
-  out = tmp_path / "store"
-  p = run(["bench.run", "--config=my_recipe.py", f"--output_dir={out}",
-           "--config.train_steps=50"], cwd=outside)
+  """The README's my_recipe.py command, first without its --config.num_trials=8
+  (4 trials per study), then as written (extended to 8)."""
+  argv, _ = readme_command("python -m bench.run --config=my_recipe.py")
+  argv = as_written(argv, tmp_path)[2:]
+  out = tmp_path / "out" / "mine"
+  assert f"--output_dir={out}" in argv and argv[-1] == "--config.num_trials=8"
+  p = run(argv[:-1], cwd=outside)
   assert p.returncode == 0, p.stderr[-2000:]
   first = records(out)
   assert sorted({k.split(os.sep)[0] for k in first}) == ["mnist1d_mlp-lr_only-adam-s0",
@@ -111,28 +115,26 @@ def test_recipe_outside_the_repo_runs_its_own_studies_and_extends(outside, tmp_p
   try:
     import my_recipe  # noqa: E402
     config = my_recipe.get_config()
-    config.train_steps = 50
     sgd = protocols.identity_hash(my_recipe.protocol("sgd", config))
   finally:
     sys.path.remove(str(outside))
   assert sgd in {r["protocol_hash"] for r in recs if r["optimizer"] == "sgd"}
 
   # Extending 4 -> 8 trials: the finished records untouched, 4 new ones, same folders.
-  p = run(["bench.run", "--config=my_recipe.py", f"--output_dir={out}",
-           "--config.train_steps=50", "--config.num_trials=8"], cwd=outside)
+  p = run(argv, cwd=outside)
   assert p.returncode == 0, p.stderr[-2000:]
   after = records(out)
   assert len(after) == 16 and len(os.listdir(out)) == 3  # two studies + experiment.json
   for path, text in first.items():
     assert after[path] == text  # byte-identical
-  assert "already done 4" in p.stdout
+  assert p.stdout.count("already done 4") == 2
+  assert all(json.loads(t)["status"] != "failed" for t in after.values())
 
   # The same name with another protocol: refused in one line, nothing written.
   changed = (outside / "my_recipe.py").read_text().replace("ss.log(1e-4, 1.0)",
                                                            "ss.log(1e-4, 10.0)")
   (outside / "changed.py").write_text(changed)
-  p = run(["bench.run", "--config=changed.py", f"--output_dir={out}",
-           "--config.train_steps=50"], cwd=outside)
+  p = run(["bench.run", "--config=changed.py", f"--output_dir={out}"], cwd=outside)
   assert p.returncode != 0 and "Traceback" not in p.stderr
   assert p.stderr.strip().count("\n") == 0, p.stderr
   assert "another protocol (search_space.learning_rate.high: 1.0 -> 10.0)" in p.stderr
@@ -209,7 +211,7 @@ def test_readme_one_trial_command_reaches_its_goal(tmp_path):
   p = run(as_written(argv, tmp_path)[2:], cwd=tmp_path)
   assert p.returncode == 0, p.stderr[-2000:]
   assert_reaches_what_the_readme_says(p.stdout, after)
-  assert p.stdout.count("\nstep ") >= 9 and (tmp_path / "trial" / "record.json").exists()
+  assert p.stdout.count("\nstep ") >= 9 and (tmp_path / "out" / "trial" / "record.json").exists()
 
 
 def test_readme_recipe_with_a_workload_file_beside_it_runs_from_another_directory(
