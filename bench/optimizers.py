@@ -77,7 +77,7 @@ import numpy as np
 import optax
 import optax.contrib
 
-from bench import schedules
+from bench import preconditioners, schedules
 
 
 class OptimizerError(ValueError):
@@ -294,6 +294,29 @@ def _fromage(lr, h):
   return optax.fromage(lr, min_norm=h["min_norm"])
 
 
+# ----- Shampoo and SOAP (bench/preconditioners.py, written from their papers) -----
+
+def _shampoo(graft):
+  def make(lr, h):
+    return optax.chain(
+        preconditioners.scale_by_shampoo(
+            h["beta1"], h["beta2"], h.get("epsilon", 0.0), h["matrix_epsilon"],
+            h["exponent_multiplier"], block_size=int(h["block_size"]),
+            precondition_frequency=int(h["precondition_frequency"]), graft=graft),
+        optax.add_decayed_weights(h["weight_decay"]),
+        optax.scale_by_learning_rate(lr))
+  return make
+
+
+def _soap(lr, h):
+  return optax.chain(
+      preconditioners.scale_by_soap(h["beta1"], h["beta2"], h["epsilon"],
+                                    block_size=int(h["block_size"]),
+                                    precondition_frequency=int(h["precondition_frequency"])),
+      optax.add_decayed_weights(h["weight_decay"]),
+      optax.scale_by_learning_rate(lr))
+
+
 @dataclasses.dataclass(frozen=True)
 class OptimizerSpec:
   """A named update rule: its factory and its hyperparameters with defaults."""
@@ -308,6 +331,13 @@ class OptimizerSpec:
 
 
 _ADAM_DEFAULTS = {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
+# Shampoo: Adam-grafted (Anil et al. 2020's AlgoPerf form) at Adam's defaults; matrix
+# ridge 1e-6 of the largest eigenvalue; -1/4 per side of a matrix; preconditioners
+# recomputed every 10 steps (SOAP's default frequency; Anil et al. use 1-100s).
+_SHAMPOO_DEFAULTS = {**_ADAM_DEFAULTS, "weight_decay": 0.0, "matrix_epsilon": 1e-6,
+                     "exponent_multiplier": 1.0, "block_size": 128,
+                     "precondition_frequency": 10}
+_PRECONDITIONER_STATIC = ("block_size", "precondition_frequency")
 
 REGISTRY: dict[str, OptimizerSpec] = {s.name: s for s in [
     OptimizerSpec("sgd", _sgd, {"learning_rate": 0.1}, "plain SGD"),
@@ -419,6 +449,23 @@ REGISTRY: dict[str, OptimizerSpec] = {s.name: s for s in [
                   "Adadelta (optax.adadelta): RMS of past steps over RMS of gradients"),
     OptimizerSpec("fromage", _fromage, {"learning_rate": 1e-2, "min_norm": 1e-6},
                   "Fromage (optax.fromage): layer-wise relative steps"),
+    # Shampoo and SOAP (bench/preconditioners.py); block_size and precondition_frequency
+    # shape the program (static), every other value is a value of it.
+    OptimizerSpec("shampoo", _shampoo("adam"), _SHAMPOO_DEFAULTS,
+                  "Shampoo (Gupta et al. 2018; Anil et al. 2020): blocked Kronecker-factored "
+                  "preconditioner, grafted to Adam's step size per block, momentum",
+                  static_hparams=_PRECONDITIONER_STATIC),
+    OptimizerSpec("shampoo_sgd", _shampoo("sgd"),
+                  {**{k: v for k, v in _SHAMPOO_DEFAULTS.items() if k != "epsilon"},
+                   "learning_rate": 0.1},
+                  "Shampoo grafted to SGD's step size (the gradient's norm per block)",
+                  static_hparams=_PRECONDITIONER_STATIC),
+    OptimizerSpec("soap", _soap, {"learning_rate": 3e-3, "beta1": 0.95, "beta2": 0.95,
+                                  "epsilon": 1e-8, "weight_decay": 0.0, "block_size": 128,
+                                  "precondition_frequency": 10},
+                  "SOAP (Vyas et al. 2024): Adam in the eigenbasis of Shampoo's statistics, "
+                  "refreshed every precondition_frequency steps",
+                  static_hparams=_PRECONDITIONER_STATIC),
 ]}
 
 
@@ -498,7 +545,11 @@ def _check_ranges(name: str, h: Mapping[str, Any]) -> None:
   for key in ("epsilon", "weight_decay", "alpha", "min_norm", "initial_accumulator"):
     if key in h and isinstance(h[key], (int, float)) and h[key] < 0:
       bad(key, "must be >= 0")
-  for key in ("reps_rel",):
+  for key in ("block_size", "precondition_frequency"):
+    if key in h and isinstance(h[key], (int, float)) and \
+        (h[key] < 1 or int(h[key]) != h[key]):
+      bad(key, "must be an integer >= 1")
+  for key in ("reps_rel", "matrix_epsilon", "exponent_multiplier"):
     if key in h and isinstance(h[key], (int, float)) and h[key] <= 0:
       bad(key, "must be > 0")
   if name in ("cocob",) and isinstance(h.get("alpha"), (int, float)) and h["alpha"] <= 0:

@@ -88,7 +88,10 @@ class Program:
       batch = w.augment(batch, aug_rng)
       (loss, model_state), grads = jax.value_and_grad(w.loss, has_aux=True)(
           params, model_state, batch, loss_rng, True)
-      updates, opt_state = tx.update(grads, opt_state, params)
+      # step: the number of updates before this one, shared by every lane of a pack
+      # (optax's extra-args contract; rules that ignore it drop it), so periodic work
+      # (bench/preconditioners.py) branches on a value vmap does not batch.
+      updates, opt_state = tx.update(grads, opt_state, params, step=step)
       return (optax.apply_updates(params, updates), model_state, opt_state, order), loss
 
     split_batch = (lambda batch: batch) if self.lanes_split else (

@@ -73,6 +73,8 @@ MODERN_OPTIMIZERS = ("lion", "signum", "adopt", "ademamix", "muon", "prodigy",
 MORE_OPTIMIZERS = ("adan", "cocob", "dadapt_adamw", "dog", "dowg", "madgrad", "sign_sgd",
                    "acprop", "adabelief", "yogi", "amsgrad", "adamax", "novograd", "adagrad",
                    "adadelta", "fromage")
+# Shampoo and SOAP (bench/preconditioners.py), spaces in _more_entries.
+PRECONDITIONER_OPTIMIZERS = ("shampoo", "shampoo_sgd", "soap")
 CHOI_LEVELS = ("lr", "lr_momentum", "all")
 
 
@@ -106,13 +108,13 @@ def choi(optimizer: str, level: str, *, num_trials: int = 100,
   range comes from is noted there); `epsilon_range` applies to those whose epsilon plays
   Adam's role.
   """
-  known = CHOI_OPTIMIZERS + MODERN_OPTIMIZERS + MORE_OPTIMIZERS
+  known = CHOI_OPTIMIZERS + MODERN_OPTIMIZERS + MORE_OPTIMIZERS + PRECONDITIONER_OPTIMIZERS
   if optimizer not in known:
     raise ProtocolError(f"choi: optimizer must be one of {', '.join(known)}, "
                         f"got {optimizer!r}")
   if level not in CHOI_LEVELS:
     raise ProtocolError(f"choi: level must be one of {', '.join(CHOI_LEVELS)}, got {level!r}")
-  if optimizer in MODERN_OPTIMIZERS + MORE_OPTIMIZERS:
+  if optimizer in MODERN_OPTIMIZERS + MORE_OPTIMIZERS + PRECONDITIONER_OPTIMIZERS:
     space = _modern_space(optimizer, CHOI_LEVELS.index(level), epsilon_range)
   else:
     space = _choi_space(optimizer, CHOI_LEVELS.index(level), epsilon_range)
@@ -311,6 +313,24 @@ def _more_entries(optimizer: str, epsilon_range: tuple[float, float]
     # Bernstein et al. 2020 (arXiv:2002.03432): a relative step, lr 1e-2 "works well
     # across tasks": 1e-4..1. min_norm is a numerical guard, not searched.
     return ((1e-4, 1.0), (1e-4, 1.0)), {}
+  if optimizer in ("shampoo", "shampoo_sgd"):
+    # Gupta et al. 2018 / Anil et al. 2020: grafting gives Shampoo the step size of the
+    # rule it is grafted to, so Choi's adam (Adam graft) or SGD (SGD graft) learning
+    # rates; beta1 its momentum, beta2 its statistics' and the graft's EMA; the ridge
+    # relative to the largest eigenvalue 1e-12..1e-1 and the exponent multiplier 0.25..4
+    # (-1/16 to -1 per side of a matrix; Anil et al. report -1/4 and -1/2 working) at
+    # 'all'. block_size and precondition_frequency shape the program: held at defaults.
+    lrs = _LR_ADAPTIVE if optimizer == "shampoo" else ((1e-4, 10.0), (1e-4, 10.0))
+    graft = {"epsilon": eps} if optimizer == "shampoo" else {}
+    return lrs, {"beta1": _BETA1, "beta2": _BETA2, **graft, "weight_decay": wd,
+                 "matrix_epsilon": (2, ss.log(1e-12, 1e-1)),
+                 "exponent_multiplier": (2, ss.log(0.25, 4.0))}
+  if optimizer == "soap":
+    # Vyas et al. 2024 (arXiv:2409.11321): lr 3e-3, betas (0.95, 0.95), frequency 10; Adam
+    # in a rotated basis: Choi's adam space. precondition_frequency and block_size are
+    # held at defaults (they shape the program).
+    return _LR_ADAPTIVE, {"beta1": _BETA1, "beta2": _BETA2, "epsilon": eps,
+                          "weight_decay": wd}
   raise ProtocolError(f"choi: no search space for {optimizer!r}")
 
 
