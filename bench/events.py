@@ -111,6 +111,12 @@ class EventWriter:
       except OSError:
         pass
       return
+    if self._hparams is not None:
+      # Never evaluated (diverged at once): still a row of the HParams table, with its
+      # hyperparameters, but no experiment summary (it would have no metrics).
+      from tensorboardX.summary import hparams as hparams_summaries
+      _, ssi, self._end = hparams_summaries(self._hparams, {})
+      self._add(ssi, 0)
     if self._end is not None:  # a session was started: end it
       self._add(self._end, 0)
     self._guard(self._writer.close)
