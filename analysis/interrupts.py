@@ -9,7 +9,8 @@ Every entry point installs this before its heavy imports: the packages'
 - SIGINT and SIGTERM raise `Interrupted` (a KeyboardInterrupt) in the main
   thread at its next Python instruction, except inside `shielded()` sections
   (an atomic write and its bookkeeping), where it is raised as the section
-  ends. The signal is also recorded: one raised where Python ignores
+  ends, and during an import, where the process stops at once (an exception
+  raised into a C extension's initialisation can crash the interpreter later). The signal is also recorded: one raised where Python ignores
   exceptions (a callback called from C, such as XLA's gc callback, or a
   finaliser) is raised again moments later, and `check()` raises it at the
   next safe point (an evaluation, a record).
@@ -136,7 +137,6 @@ def on_error(note: str) -> None:
 
 
 def _on_signal(signum: int, frame) -> None:
-  del frame
   if _s.signum is None:
     _s.signum = signum
   _wake(signum)
@@ -144,7 +144,24 @@ def _on_signal(signum: int, frame) -> None:
     return
   if _s.shield:
     return  # raised when the section ends
+  if _importing(frame):
+    # An exception raised into a module being imported can leave a C extension
+    # half-initialised (jaxlib then crashed the process at exit): stop right
+    # here instead, which is safe, since nothing is half-written then but
+    # what the store's atomic writes make harmless, as after SIGKILL.
+    _print_last(_stop_line(_s.signum), 128 + _s.signum)
+    _flush_stdout()
+    os._exit(128 + _s.signum)
   raise Interrupted(_s.signum)
+
+
+def _importing(frame) -> bool:
+  """Whether the main thread is executing an import (a module's top level)."""
+  while frame is not None:
+    if frame.f_code.co_filename.startswith("<frozen importlib"):
+      return True
+    frame = frame.f_back
+  return False
 
 
 def _wake(byte: int) -> None:

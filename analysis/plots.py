@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis import playbook  # noqa: E402
+from analysis import interrupts, playbook  # noqa: E402
 
 DPI = 110
 MAX_LEGEND = 12
@@ -46,7 +46,17 @@ def _save(fig: Any, path: str | os.PathLike, *, tight: bool = False,
       with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # tight_layout on crowded grids
         fig.tight_layout(rect=rect)
-    fig.savefig(path, dpi=DPI)
+    # A whole figure or none: written beside it and renamed, and a Ctrl-C or
+    # SIGTERM meanwhile waits for the rename (analysis.interrupts).
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    with interrupts.shielded():
+      try:
+        fig.savefig(tmp, dpi=DPI, format=os.path.splitext(path)[1][1:] or None)
+        os.replace(tmp, path)
+      except BaseException:
+        if os.path.exists(tmp):
+          os.remove(tmp)
+        raise
   finally:
     plt.close(fig)
   return path

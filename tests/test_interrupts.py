@@ -161,7 +161,8 @@ def test_a_signal_at_a_random_moment_stops_every_entry_point_in_one_line(tmp_pat
       took.append(seconds)
     elif outcome != "finished first":
       failures.append(f"{name} {signal.Signals(sig).name} at {moment:.2f}s: {outcome}\n"
-                      + textwrap.indent(err[-3000:], "  "))
+                      + textwrap.indent(err if len(err) < 6000 else
+                                        err[:4000] + "\n[...]\n" + err[-1500:], "  "))
   print(f"{len(took)}/{len(done)} clean (the rest finished before their moment); stopped "
         f"within {max(took, default=0):.2f}s, median {sorted(took)[len(took) // 2] if took else 0:.2f}s")
   assert not failures, "\n".join(failures)
@@ -270,3 +271,16 @@ def test_an_error_a_library_makes_of_the_signal_is_the_signal():
         raise ImportError("initialization failed") from e
   """)
   assert p.returncode == 143 and p.stderr.count("\n") == 1 and "SIGTERM" in p.stderr, p.stderr
+
+
+def test_a_signal_during_an_import_stops_at_once(tmp_path):
+  (tmp_path / "slow_module.py").write_text(
+      "import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(5)\n")
+  p, seconds = run_python(f"""
+      import sys
+      sys.path.insert(0, {str(tmp_path)!r})
+      import slow_module
+      print("imported")
+  """)
+  assert p.returncode == 130 and not p.stdout and p.stderr.count("\n") == 1, p
+  assert seconds < 4
