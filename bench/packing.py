@@ -28,7 +28,7 @@ import numpy as np
 
 from bench import loop, program as program_lib, store
 
-OFF = 1
+SOLO = 1  # pack size of a trial run alone (its program is the unbatched one: lanes=0)
 PACK_MARGIN = 1.1     # a pack must beat solo by this factor to be chosen
 PROBE_REPEATS = 3
 
@@ -38,7 +38,7 @@ def parse(pack: str | int) -> str | int:
   if isinstance(pack, int) and not isinstance(pack, bool):
     value = pack
   elif isinstance(pack, str) and pack.strip().lower() in ("off", "auto"):
-    return OFF if pack.strip().lower() == "off" else "auto"
+    return SOLO if pack.strip().lower() == "off" else "auto"
   else:
     try:
       value = int(str(pack))
@@ -104,7 +104,7 @@ _DECIDED: dict[str, int] = {}
 def decide(prepared: Any, log: Callable[[str], None] = print) -> int:
   """The pack size for trials like `prepared`: the CPU rule, remembered, or probed now."""
   if jax.default_backend() == "cpu" and not os.environ.get("OPTBENCH_PACK_PROBE_CPU"):
-    return OFF
+    return SOLO
   key = decision_key(prepared)
   if key in _DECIDED:
     return _DECIDED[key]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import Callable, Sequence
 
-from bench import study as study_lib
+from bench import runner as runner_lib, study as study_lib
 
 MAX_RETRIES = 5
 AUTO_CHUNK = 16
@@ -25,8 +25,8 @@ AUTO_CHUNK = 16
 def _trial_task(study: study_lib.Study, output_dir: str, indices: Sequence[int],
                 pack: str | int) -> int:
   """Run search trials `indices` unless finished or running elsewhere; how many ran."""
-  runner = study_lib.StudyRunner(study, output_dir, log=lambda m: None, pack=pack)
-  counts = study_lib.new_counts()
+  runner = runner_lib.StudyRunner(study, output_dir, log=lambda m: None, pack=pack)
+  counts = runner_lib.new_counts()
   if runner.adaptive:
     for i in indices:
       runner.run_one(runner.adaptive_trial(i), counts, time.perf_counter())
@@ -43,13 +43,13 @@ def chunks(n: int, pack: str | int) -> list[list[int]]:
 
 
 def _reruns_task(study: study_lib.Study, output_dir: str, pack: str | int) -> int:
-  runner = study_lib.StudyRunner(study, output_dir, log=lambda m: None, pack=pack)
-  counts = study_lib.new_counts()
+  runner = runner_lib.StudyRunner(study, output_dir, log=lambda m: None, pack=pack)
+  counts = runner_lib.new_counts()
   runner.rerun_best(counts, time.perf_counter())
   return counts["ran"]
 
 
-def run(runners: Sequence[study_lib.StudyRunner], output_dir: str, *, address: str | None,
+def run(runners: Sequence[runner_lib.StudyRunner], output_dir: str, *, address: str | None,
         cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
         log: Callable[[str], None] = print) -> None:
   import ray  # optional extra: pip install -e '.[ray]'

@@ -22,22 +22,17 @@ directory.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import time
 
 from absl import app, flags, logging
-from etils import epath
 from ml_collections import config_flags
 
 from analysis import interrupts
-import protocols
-import workloads
-from bench import config as config_lib
-from bench import packing, parallel, store, study as study_lib, trial
+from bench import experiment, packing, parallel, recipe as recipe_lib, trial
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment recipe file[:args].")
+_CONFIG = recipe_lib.recipe_flag("config", "Experiment recipe file[:args].")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Results directory (shared by all shards).")
 _SHARD = flags.DEFINE_string("shard", "0/1", "i/n: run the trials with index % n == i.")
 _EXECUTOR = flags.DEFINE_enum("executor", "sequential", ["sequential", "processes", "ray"],
@@ -80,29 +75,18 @@ def main(argv):
       pack = packing.parse(_PACK.value if _PACK.value is not None else config.get("pack", "auto"))
     except ValueError as e:
       raise trial.ConfigError(f"--pack: {e}") from None
-    recipe = study_lib.load_recipe(config_flags.get_config_filename(flags.FLAGS["config"]))
-    study_lib.rebase_paths(config, study_lib.recipe_dir(recipe), _overridden(sys.argv))
-    studies = study_lib.expand(config, recipe)
-    out = epath.Path(_OUTPUT_DIR.value)
-    runners = [study_lib.StudyRunner(s, out, shard=shard, pack=pack,
-                                     trial_log=print if _TRIAL_PROGRESS.value else None)
-               for s in studies]
-    prepared = [r.prepare(write=False) for r in runners]  # every check, nothing written
-    experiment = studies[0].experiment if studies else recipe.__name__
-    _check_experiment(out, experiment)
+    recipe = recipe_lib.load_recipe(config_flags.get_config_filename(flags.FLAGS["config"]))
+    recipe_lib.rebase_paths(config, recipe_lib.recipe_dir(recipe), recipe_lib.overridden(sys.argv))
+    exp = experiment.prepare(config, recipe, _OUTPUT_DIR.value, shard=shard, pack=pack,
+                             trial_log=print if _TRIAL_PROGRESS.value else None)
     if not _DRY_RUN.value:
-      out = store.check_writable(out)
-      for r in runners:
-        r.write_metadata()
-      if not (out / "experiment.json").exists():
-        store.write_json_atomic(out / "experiment.json", config.to_dict())
-  except (trial.ConfigError, protocols.ProtocolError, store.StoreError,
-          workloads.UnknownWorkloadError, workloads.DataError) as e:
+      experiment.create_store(exp)
+  except experiment.INPUT_ERRORS as e:
     sys.exit(f"error: {e}")
-  total = sum(r.num_trials for r in runners)
-  print(f"{experiment}: {len(studies)} studies, {total} trials -> {out}", flush=True)
+  print(f"{exp.name}: {len(exp.runners)} studies, {exp.num_trials} trials -> {exp.out}",
+        flush=True)
   if _DRY_RUN.value:
-    for r, ps in zip(runners, prepared):
+    for r, ps in zip(exp.runners, exp.prepared):
       print(f"{r.study.study_id}: {r.num_trials} trials, sampler {r.study.protocol.sampler.name}")
       for p in ps[:3]:
         print(f"  t{p.spec.trial_index:04d} {p.spec.optimizer} {p.hparams} bs={p.settings.batch_size}")
@@ -111,49 +95,19 @@ def main(argv):
     sys.exit(_run_processes(_NUM_WORKERS.value))
   if _EXECUTOR.value == "ray":
     try:
-      from bench import ray_executor
-      ray_executor.run(runners, str(out), address=_RAY_ADDRESS.value,
-                       cpus_per_trial=_CPUS_PER_TRIAL.value, gpus_per_trial=_GPUS_PER_TRIAL.value)
+      experiment.run_on_ray(exp, address=_RAY_ADDRESS.value, cpus_per_trial=_CPUS_PER_TRIAL.value,
+                            gpus_per_trial=_GPUS_PER_TRIAL.value)
     except ImportError as e:
       sys.exit(f"error: --executor=ray needs Ray: pip install -e '.[ray]' ({e})")
     return
   t0 = time.perf_counter()
-  done = []
 
-  def stopped(e: interrupts.Interrupted) -> str:
-    n = sum(c["ran"] for c in done)
-    return (f"{e.name}: stopped after {n} trial{'' if n == 1 else 's'} finished in this run "
-            "(all recorded); the running ones were not recorded and rerun, from their "
-            "checkpoints if any, when you run the same command again")
-  interrupts.on_stop(stopped)
-  try:
-    for r, ps in zip(runners, prepared):
-      done.append(study_lib.new_counts())
-      r.run(ps, done[-1])
-      print(f"[{r.study.study_id}] ran {done[-1]['ran']}, already done "
-            f"{done[-1]['skipped']}, running elsewhere {done[-1]['busy']}", flush=True)
-  except workloads.DataError as e:
-    interrupts.finish(f"error: {e}", 1)
-  except interrupts.Interrupted as e:
-    interrupts.stop(e)
-  except OSError as e:  # the environment: disk full, permissions, a lost mount
-    interrupts.finish(f"error: {interrupts.describe(e)}; the running trials were not recorded "
-                      "and resume when you run the same command again", 1)
-  print(f"done in {time.perf_counter() - t0:.0f}s: results in {out}")
-
-
-def _check_experiment(out: epath.Path, experiment: str) -> None:
-  """One store, one experiment: experiment.json names the one it holds."""
-  path = out / "experiment.json"
-  if not path.exists():
-    return
-  try:
-    held = store.read_json(path).get("experiment")
-  except (OSError, ValueError, AttributeError):
-    return
-  if held and held != experiment:
-    raise store.StoreError(f"{out} holds experiment {held!r} (experiment.json), not "
-                           f"{experiment!r}; use another --output_dir")
+  def after_study(i, r, counts, seconds):
+    del i, seconds
+    print(f"[{r.study.study_id}] ran {counts['ran']}, already done {counts['skipped']}, "
+          f"running elsewhere {counts['busy']}", flush=True)
+  experiment.run(exp, after_study)
+  print(f"done in {time.perf_counter() - t0:.0f}s: results in {exp.out}")
 
 
 def _run_processes(n: int) -> int:
@@ -210,65 +164,5 @@ def _local_devices() -> tuple[int, str]:
     return 1, "cpu"
 
 
-def _overridden(argv: list[str]) -> list[str]:
-  """The config fields set on the command line ('num_trials', 'settings.dtype')."""
-  return [a[len("--config."):].split("=", 1)[0] for a in argv[1:] if a.startswith("--config.")]
-
-
-def _recipe_config(argv: list[str]):
-  """The recipe's config as get_config returns it (None if it cannot be had)."""
-  for arg in argv[1:]:
-    m = re.match(r"--config=(.*?\.py)(?::(.*))?$", arg)
-    if m:
-      try:
-        module = study_lib.load_recipe(m.group(1))
-        return module.get_config(m.group(2)) if m.group(2) is not None else module.get_config()
-      except Exception:  # noqa: BLE001 - only used to word a hint
-        return None
-  return None
-
-
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl's flag parsing, with the recipe's folder importable (so a recipe can
-  import the workload or optimizer files beside it) and every error of the
-  flags or of loading the recipe file as one line instead of a traceback,
-  naming the flag that was meant where there is one."""
-  for arg in argv[1:]:
-    if arg.startswith("--config="):
-      path = re.sub(r"(\.py):.*$", r"\1", arg.split("=", 1)[1])
-      if not os.path.isfile(path):
-        sys.exit(f"error: --config: no recipe file {path}")
-      folder = os.path.dirname(os.path.abspath(path))
-      if folder not in sys.path:
-        sys.path.insert(0, folder)
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    sys.exit("error: " + config_lib.flag_error(
-        _last_line(e), lambda name: config_lib.flag_meant(name, _recipe_config(argv))))
-  except (AttributeError, KeyError) as e:  # --config.<field> the recipe's config lacks
-    # ml_collections: KeyError("'num_trails'\nDid you mean \"num_trials\" ...?")
-    config = _recipe_config(argv)
-    path = config_lib.refused_override(_overridden(argv), config_lib.missing_field(e), config)
-    flag = "--config." + ".".join(path)
-    where = ("the recipe's trial settings have" if path[:1] == ["settings"] and len(path) == 2
-             else "the recipe's config has")
-    meant = config_lib.recipe_flag_meant(path, config) if config is not None else None
-    note = config_lib.recipe_flag_note(path)
-    sys.exit(f"error: {flag}: {note or f'{where} no field {path[-1]!r}'}"
-             + (f"; did you mean {meant}?" if meant else ""))
-  except Exception as e:  # noqa: BLE001 - the recipe file raised while loading
-    sys.exit(f"error: --config: {_last_line(e)}")
-
-
-def _last_line(e: BaseException) -> str:
-  """The line that says what went wrong: config_flags wraps the recipe's own
-  exception, traceback and all, in its message; its last line is the cause."""
-  lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-  if len(lines) > 1 and "Traceback" in str(e):
-    return f"{lines[0].split(':')[0]}: {lines[-1]}"
-  return lines[0] if lines else type(e).__name__
-
-
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  app.run(main, flags_parser=recipe_lib.parse_flags)

@@ -27,7 +27,8 @@ _TRAIN_STEPS = flags.DEFINE_integer("train_steps", 16000,
 
 
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.WARNING)  # orbax / jax INFO lines are not the demo's output
   warnings.filterwarnings("ignore", category=DeprecationWarning)
   import analysis  # pylint: disable=g-import-not-at-top  (after the logging set-up)
@@ -35,15 +36,8 @@ def main(argv):
   from analysis.steps_to_result import (  # pylint: disable=g-import-not-at-top
       describe_regime, describe_steps, scaling_curve)
   from analysis import interrupts  # pylint: disable=g-import-not-at-top
-  from bench import store, study as study_lib, trial  # pylint: disable=g-import-not-at-top
+  from bench import experiment, store  # pylint: disable=g-import-not-at-top
   from protocols.experiments import batch_scaling  # pylint: disable=g-import-not-at-top
-
-  ran = []  # per study, what its runner did so far (study_lib.new_counts)
-  interrupts.on_stop(lambda e: (
-      f"{e.name}: the demo stopped; {sum(c['ran'] for c in ran)} trials finished in this run "
-      "(all recorded); run the same command again to resume"))
-  interrupts.on_error("; nothing finished is lost: run the same command again once that is "
-                      "fixed to resume")
 
   config = batch_scaling.get_config("mnist1d_large_mlp,cpu")
   try:
@@ -55,31 +49,29 @@ def main(argv):
   config.num_trials = _NUM_TRIALS.value
   config.train_steps = _TRAIN_STEPS.value
   results = epath.Path(_OUTPUT_DIR.value) / "results"
-  studies = study_lib.expand(config, batch_scaling)
-  runners = [study_lib.StudyRunner(s, results, log=lambda line: None) for s in studies]
-  try:  # every check before anything is written or computed, as bench.run does
-    prepared = [r.prepare(write=False) for r in runners]
-    out = store.check_writable(_OUTPUT_DIR.value)
-  except (trial.ConfigError, store.StoreError) as e:
+  try:  # every check before anything is written or computed: bench.run's driver
+    exp = experiment.prepare(config, batch_scaling, results, log=lambda line: None)
+    store.check_writable(_OUTPUT_DIR.value)
+    experiment.create_store(exp)
+  except experiment.INPUT_ERRORS as e:
     sys.exit(f"error: {e}")
-  for r in runners:
-    r.write_metadata()
-  goal = prepared[0][0].workload.goal
+  interrupts.on_error("; nothing finished is lost: run the same command again once that is "
+                      "fixed to resume")
+  goal = exp.prepared[0][0].workload.goal
   print(f"demo: batch scaling on {config.workload} (goal val/{goal.metric} < {goal.threshold}), "
         f"batch sizes {', '.join(map(str, config.batch_sizes))}, {config.num_trials} Nesterov "
         f"trials each -> {results}", flush=True)
   t0 = time.perf_counter()
-  for i, (r, ps) in enumerate(zip(runners, prepared), 1):
-    ts = time.perf_counter()
-    ran.append(study_lib.new_counts())
-    counts = r.run(ps, ran[-1])
-    now = time.perf_counter()
-    eta = (now - t0) / i * (len(runners) - i)
+  n = len(exp.runners)
+
+  def after_study(i, r, counts, seconds):
+    eta = (time.perf_counter() - t0) / (i + 1) * (n - i - 1)
     steps, _ = batch_scaling.budget(config, r.study.scientific["batch_size"])
     done = f", {counts['skipped']} already done" if counts["skipped"] else ""
-    print(f"[{i}/{len(runners)}] batch {r.study.scientific['batch_size']}: {counts['ran']} "
-          f"trials of {steps:,} steps in {now - ts:.0f}s{done}; "
+    print(f"[{i + 1}/{n}] batch {r.study.scientific['batch_size']}: {counts['ran']} "
+          f"trials of {steps:,} steps in {seconds:.0f}s{done}; "
           f"ETA {int(eta // 60)}m{int(eta % 60):02d}s", flush=True)
+  experiment.run(exp, after_study)
   print(f"trained in {time.perf_counter() - t0:.0f}s", flush=True)
 
   res = analysis.load(str(results))
@@ -99,9 +91,10 @@ def main(argv):
           f"{' (censored: still perfect at the largest batch size run)' if e.perfect_limit_censored else ''}; "
           f"maximal useful batch size {useful}"
           f"{': no saturation within the batch sizes run (censored)' if e.max_useful_batch_censored else ''}")
-  path = report.write_report(str(results), str(out / "report"))
+  path = report.write_report(str(results), str(epath.Path(_OUTPUT_DIR.value) / "report"))
   print(f"\nreport: {path}")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  from bench import recipe  # pylint: disable=g-import-not-at-top
+  app.run(main, flags_parser=recipe.parse_flags)

@@ -247,18 +247,18 @@ def test_readme_recipe_with_a_workload_file_beside_it_runs_from_another_director
 
 def test_paths_in_a_recipe_are_relative_to_it_and_on_the_command_line_to_the_cwd(
     tmp_path, monkeypatch):
-  from bench import study as study_lib
+  from bench import recipe as recipe_lib, study as study_lib
   from protocols.experiments import base_config
   recipe_dir, cwd = tmp_path / "recipes", tmp_path / "cwd"
   recipe_dir.mkdir(), cwd.mkdir()
   monkeypatch.chdir(cwd)
   c = base_config("x", "w.py:W", "smoke")
   c.settings.data_dir = "data"
-  study_lib.rebase_paths(c, str(recipe_dir))
+  recipe_lib.rebase_paths(c, str(recipe_dir))
   assert c.workload == "w.py:W" and c.settings.data_dir == str(recipe_dir / "data")
   c = base_config("x", "other/w.py:W", "smoke")
   c.settings.data_dir = "data"
-  study_lib.rebase_paths(c, str(recipe_dir), given=["workload", "settings.data_dir"])
+  recipe_lib.rebase_paths(c, str(recipe_dir), given=["workload", "settings.data_dir"])
   assert c.workload == "../cwd/other/w.py:W" and c.settings.data_dir == str(cwd / "data")
   s = study_lib.Study("x", c.workload, None, {}, 0, base_dir=str(recipe_dir))
   assert s.workload_ref == f"{cwd}/other/w.py:W"

@@ -13,7 +13,8 @@ import time
 import pytest
 
 import analysis
-from bench import checkpoint, status as status_lib, store, study as study_lib
+from bench import checkpoint, recipe as recipe_lib, runner as runner_lib, status as status_lib
+from bench import store, study as study_lib
 from conftest import ROOT
 from protocols.experiments import preset
 
@@ -25,7 +26,7 @@ ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": ROOT}
 def smoke_study(num_trials=4):
   c = preset.get_config("shallue,mnist1d_mlp,,smoke")
   c.num_trials, c.train_steps, c.eval_every, c.rerun_best_seeds = num_trials, 20, 10, 0
-  return study_lib.expand(c, preset)[0]
+  return recipe_lib.expand(c, preset)[0]
 
 
 def records(root):
@@ -69,14 +70,14 @@ def _disk_full_after(monkeypatch, n_writes):
 def test_disk_full_mid_study_records_no_failure_and_resumes_to_the_same_records(
     tmp_path, monkeypatch):
   s = smoke_study()
-  study_lib.StudyRunner(s, tmp_path / "ref", log=QUIET).run()
+  runner_lib.StudyRunner(s, tmp_path / "ref", log=QUIET).run()
   with monkeypatch.context() as m:
     _disk_full_after(m, 2)
     with pytest.raises(OSError, match="No space left"):
-      study_lib.StudyRunner(s, tmp_path / "out", log=QUIET).run()
+      runner_lib.StudyRunner(s, tmp_path / "out", log=QUIET).run()
   partial = records(tmp_path / "out")
   assert len(partial) == 2 and all(r["status"] != "failed" for r in partial.values())
-  study_lib.StudyRunner(s, tmp_path / "out", log=QUIET).run()  # space is back
+  runner_lib.StudyRunner(s, tmp_path / "out", log=QUIET).run()  # space is back
   assert curves(records(tmp_path / "out")) == curves(records(tmp_path / "ref"))
 
 
@@ -90,7 +91,7 @@ def test_a_failing_checkpoint_save_is_the_environment_not_the_trial(tmp_path, mo
     raise ValueError("RESOURCE_EXHAUSTED: Error writing local file: No space left on device")
   monkeypatch.setattr(checkpoint.ocp.StandardCheckpointer, "save", broken)
   with pytest.raises(checkpoint.StorageFailure) as e:
-    study_lib.StudyRunner(s, tmp_path, log=QUIET).run()
+    runner_lib.StudyRunner(s, tmp_path, log=QUIET).run()
   assert e.value.errno == errno.ENOSPC and e.value.strerror == "No space left on device"
   assert str(e.value).endswith("/checkpoint/step_5: No space left on device (saving a checkpoint)")
   assert records(tmp_path) == {}
@@ -231,7 +232,7 @@ def test_events_on_a_full_disk_raise_an_oserror_naming_the_events_file(tmp_path,
 
 def test_truncated_and_future_schema_records_are_rerun_and_kept_aside(tmp_path):
   s = smoke_study()
-  study_lib.StudyRunner(s, tmp_path, log=QUIET).run()
+  runner_lib.StudyRunner(s, tmp_path, log=QUIET).run()
   ref = records(tmp_path)
   sdir = tmp_path / s.study_id
   t1, t2 = sdir / "t0001" / "record.json", sdir / "t0002" / "record.json"
@@ -242,7 +243,7 @@ def test_truncated_and_future_schema_records_are_rerun_and_kept_aside(tmp_path):
   assert (st.ok + st.diverged + st.failed, st.unreadable, st.interrupted) == (2, 2, 0)
   assert len(analysis.load(str(tmp_path)).problems) == 2    # load agrees with status
   lines = []
-  counts = study_lib.StudyRunner(s, tmp_path, log=lines.append).run()
+  counts = runner_lib.StudyRunner(s, tmp_path, log=lines.append).run()
   assert counts["ran"] == 2 and counts["skipped"] == 2
   assert curves(records(tmp_path)) == curves(ref)
   for t in (t1, t2):
@@ -253,7 +254,7 @@ def test_truncated_and_future_schema_records_are_rerun_and_kept_aside(tmp_path):
 
 def test_status_counts_only_trial_folders(tmp_path):
   s = smoke_study(2)
-  study_lib.StudyRunner(s, tmp_path, log=QUIET).run()
+  runner_lib.StudyRunner(s, tmp_path, log=QUIET).run()
   sdir = tmp_path / s.study_id
   (sdir / "tmp_notes").mkdir()                     # stray t* folder
   os.symlink(sdir / "t0000", sdir / "t0099")       # a link to a trial
@@ -273,7 +274,7 @@ def test_stale_temp_files_are_cleaned_and_live_ones_kept(tmp_path):
   live = sdir / f".record.json.{host}.{os.getpid()}.abc.tmp"
   stale.write_text("{")
   live.write_text("{")
-  study_lib.StudyRunner(s, tmp_path, log=QUIET).run()
+  runner_lib.StudyRunner(s, tmp_path, log=QUIET).run()
   assert not stale.exists() and live.exists()
 
 
@@ -289,7 +290,7 @@ def test_checkpoint_restore_path_stays_in_its_folder(tmp_path):
 def test_report_escapes_what_comes_from_the_store(tmp_path):
   from analysis import report
   s = smoke_study(2)
-  study_lib.StudyRunner(s, tmp_path, log=QUIET).run()
+  runner_lib.StudyRunner(s, tmp_path, log=QUIET).run()
   sdir = tmp_path / s.study_id
   rec_path = sdir / "t0000" / "record.json"
   rec = json.loads(rec_path.read_text())

@@ -25,7 +25,7 @@ import time
 import pytest
 
 from analysis import interrupts
-from bench import store, study as study_lib
+from bench import recipe as recipe_lib, runner as runner_lib, store
 from conftest import ROOT
 from protocols.experiments import batch_scaling
 
@@ -69,8 +69,8 @@ def results(tmp_path_factory):
   root = tmp_path_factory.mktemp("signal_results")
   config = batch_scaling.get_config("mnist1d_mlp,smoke")
   config.num_trials = 2
-  for s in study_lib.expand(config, batch_scaling):
-    study_lib.StudyRunner(s, root, log=lambda m: None).run()
+  for s in recipe_lib.expand(config, batch_scaling):
+    runner_lib.StudyRunner(s, root, log=lambda m: None).run()
   return root
 
 

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from bench import optimizers, packing, study as study_lib, trial
+from bench import optimizers, packing, runner as runner_lib, study as study_lib, trial
 from bench.settings import TrialSettings
 from conftest import ROOT
 from protocols import presets
@@ -104,8 +104,8 @@ def _records(root):
 def test_packed_study_equals_solo_study(tmp_path):
   """A study run in packs of 4 stores the records of its solo run (checkpoints
   saved at every dispatch, one folder per trial, each lane's record its own)."""
-  study_lib.StudyRunner(_study(), tmp_path / "solo", log=QUIET, pack="off").run()
-  study_lib.StudyRunner(_study(), tmp_path / "packed", log=QUIET, pack=4).run()
+  runner_lib.StudyRunner(_study(), tmp_path / "solo", log=QUIET, pack="off").run()
+  runner_lib.StudyRunner(_study(), tmp_path / "packed", log=QUIET, pack=4).run()
   solo, packed = _records(tmp_path / "solo"), _records(tmp_path / "packed")
   assert sorted(solo) == sorted(packed) and len(solo) == 8
   for k in solo:

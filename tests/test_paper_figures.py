@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from analysis import report
-from bench import study as study_lib
+from bench import recipe as recipe_lib, runner as runner_lib
 from conftest import ROOT
 from protocols.experiments import batch_scaling, optimizer_ranking
 
@@ -27,8 +27,8 @@ NOT_APPLICABLE_AT_SMOKE = {"Trial vs study variance"}
 def results(tmp_path_factory):
   root = tmp_path_factory.mktemp("smoke_results")
   for recipe in (batch_scaling, optimizer_ranking):
-    for s in study_lib.expand(recipe.get_config("mnist1d_mlp,smoke"), recipe):
-      study_lib.StudyRunner(s, root, log=lambda m: None).run()
+    for s in recipe_lib.expand(recipe.get_config("mnist1d_mlp,smoke"), recipe):
+      runner_lib.StudyRunner(s, root, log=lambda m: None).run()
   return root
 
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from bench import status as status_lib, store, study as study_lib
+from bench import recipe as recipe_lib, runner as runner_lib, status as status_lib, store
 from conftest import ROOT
 from protocols.experiments import preset
 
@@ -13,12 +13,12 @@ from protocols.experiments import preset
 def smoke_study():
   c = preset.get_config("shallue,mnist1d_mlp,,smoke")
   c.num_trials, c.train_steps, c.eval_every = 3, 10, 10   # + 1 rerun of the best
-  return study_lib.expand(c, preset)[0]
+  return recipe_lib.expand(c, preset)[0]
 
 
 def test_counts_during_and_after_a_study(tmp_path):
   s = smoke_study()
-  study_lib.StudyRunner(s, tmp_path, shard=(0, 2), log=lambda m: None).run()  # t0, t2
+  runner_lib.StudyRunner(s, tmp_path, shard=(0, 2), log=lambda m: None).run()  # t0, t2
   sdir = str(tmp_path / s.study_id)
   lock = store.TrialLock(os.path.join(sdir, "t0001"))
   assert lock.acquire()  # as a live runner of trial 1 would hold it
@@ -32,7 +32,7 @@ def test_counts_during_and_after_a_study(tmp_path):
   assert probe.acquire()  # bench.status's probe left the lock free
   probe.release()
 
-  study_lib.StudyRunner(s, tmp_path, log=lambda m: None).run()
+  runner_lib.StudyRunner(s, tmp_path, log=lambda m: None).run()
   st = status_lib.study_status(sdir)
   assert (st.finished, st.running, st.interrupted, st.pending, st.eta_sec) == (4, 0, 0, 0, 0.0)
 
@@ -74,7 +74,7 @@ def trial_with_events(tmp_path_factory):
   """(trial folder, record) of a smoke study's first trial with a curve."""
   root = tmp_path_factory.mktemp("store")
   s = smoke_study()
-  study_lib.StudyRunner(s, root, log=lambda m: None).run()
+  runner_lib.StudyRunner(s, root, log=lambda m: None).run()
   tdir = next(d for d in sorted((root / s.study_id).glob("t*"))
               if store.read_json(d / "record.json")["curve"])
   return tdir, store.read_json(tdir / "record.json")

@@ -12,7 +12,7 @@ import pytest
 
 import analysis
 import protocols
-from bench import study as study_lib, trial
+from bench import recipe as recipe_lib, runner as runner_lib, study as study_lib, trial
 from conftest import ROOT
 from protocols.experiments import preset
 
@@ -89,9 +89,9 @@ def test_every_preset_runs_end_to_end(tmp_path, name, optimizer):
   config = smoke_config(name, optimizer)
   if name == "algoperf_external":
     config.num_studies = 2
-  studies = study_lib.expand(config, preset)
+  studies = recipe_lib.expand(config, preset)
   for s in studies:
-    study_lib.StudyRunner(s, tmp_path, log=lambda m: None).run()
+    runner_lib.StudyRunner(s, tmp_path, log=lambda m: None).run()
   res = analysis.load(str(tmp_path))
   expected = sum(int(s.protocol.budget.num_trials) + int(s.protocol.budget.rerun_best_seeds)
                  for s in studies)
@@ -104,8 +104,8 @@ def test_every_preset_runs_end_to_end(tmp_path, name, optimizer):
 
 
 def test_trial_ids_and_seeds_are_deterministic():
-  a = study_lib.expand(smoke_config("shallue"), preset)[0]
-  b = study_lib.expand(smoke_config("shallue"), preset)[0]
+  a = recipe_lib.expand(smoke_config("shallue"), preset)[0]
+  b = recipe_lib.expand(smoke_config("shallue"), preset)[0]
   points = protocols.sample_points(a.protocol, a.study_seed, 2)
   sa, sb = study_lib.trial_specs(a, points), study_lib.trial_specs(b, points)
   assert [(s.trial_id, s.seed) for s in sa] == [(s.trial_id, s.seed) for s in sb]
@@ -120,10 +120,10 @@ def test_trial_ids_and_seeds_are_deterministic():
     (lambda p: p.search_space.momentum.update(condition={"schedule_kind": ["x"]}), "schedule_kind"),
 ])
 def test_malformed_protocol_fails_before_training(tmp_path, mutate, message):
-  s = study_lib.expand(smoke_config("shallue"), preset)[0]
+  s = recipe_lib.expand(smoke_config("shallue"), preset)[0]
   mutate(s.protocol)
   with pytest.raises((protocols.ProtocolError, trial.ConfigError)) as e:
-    study_lib.StudyRunner(s, tmp_path, log=lambda m: None).prepare()
+    runner_lib.StudyRunner(s, tmp_path, log=lambda m: None).prepare()
   assert message in str(e.value) and "\n" not in str(e.value)
   assert records(tmp_path) == []
 
@@ -136,15 +136,15 @@ def test_cli_malformed_config_is_one_line(tmp_path):
 
 
 def test_changed_protocol_in_same_directory_is_refused(tmp_path):
-  s = study_lib.expand(smoke_config("shallue"), preset)[0]
-  study_lib.StudyRunner(s, tmp_path, log=lambda m: None).prepare()
+  s = recipe_lib.expand(smoke_config("shallue"), preset)[0]
+  runner_lib.StudyRunner(s, tmp_path, log=lambda m: None).prepare()
   changed = s.protocol.copy_and_resolve_references()
   changed.search_space.learning_rate.high = 1.0
   t = dataclasses.replace(s, protocol=changed)
   assert t.study_id == s.study_id
   with pytest.raises(Exception, match=r"another protocol \(search_space.learning_rate.high: "
                                       r"10.0 -> 1.0\)"):
-    study_lib.StudyRunner(t, tmp_path, log=lambda m: None).prepare()
+    runner_lib.StudyRunner(t, tmp_path, log=lambda m: None).prepare()
 
 
 def test_dry_run_lists_points_and_writes_nothing(tmp_path):
