@@ -51,3 +51,19 @@ def test_the_demo_writes_experiment_json_and_stops_with_bench_runs_line(tmp_path
   config = json.loads(marker.read_text())
   assert config["experiment"] == "batch_scaling" and config["num_trials"] == 4
   assert list(config["batch_sizes"]) == [16, 32]
+
+
+def test_a_store_written_by_3fb19c2_resumes_with_nothing_rerun(tmp_path):
+  """tests/fixtures/store_3fb19c2: `bench.run --config=protocols/experiments/
+  batch_scaling.py:mnist1d_mlp,smoke` at commit 3fb19c2 (records and study.json only)."""
+  import shutil
+  out = tmp_path / "store"
+  shutil.copytree(os.path.join(ROOT, "tests", "fixtures", "store_3fb19c2"), out)
+  before = {p: p.read_bytes() for p in out.rglob("*.json")}
+  p = subprocess.run([sys.executable, "-m", "bench.run", f"--output_dir={out}",
+                      "--config=protocols/experiments/batch_scaling.py:mnist1d_mlp,smoke"],
+                     cwd=ROOT, capture_output=True, text=True, env=ENV, timeout=300)
+  assert p.returncode == 0, p.stderr[-2000:]
+  assert "[mnist1d_mlp-shallue-bs32-s0] ran 0, already done 4" in p.stdout, p.stdout
+  assert "[mnist1d_mlp-shallue-bs128-s0] ran 0, already done 4" in p.stdout, p.stdout
+  assert {q: q.read_bytes() for q in out.rglob("*.json")} == before  # same ids, nothing rewritten
