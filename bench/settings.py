@@ -104,9 +104,6 @@ class TrialSettings:
     return {f.name: getattr(r, f.name) for f in dataclasses.fields(self)
             if f.metadata["affects"] and getattr(r, f.name) is not None}
 
-  def given(self) -> dict[str, Any]:
-    return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
-
   @property
   def workload_kwargs(self) -> dict[str, Any]:
     return parse_workload_args(self.workload_args)

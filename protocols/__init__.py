@@ -18,7 +18,6 @@ from protocols.protocol import sample_points
 from protocols.protocol import sampler_seed
 from protocols.protocol import sampling_hash
 from protocols.protocol import study_seeds
-from protocols.protocol import unit_sample
 from protocols.protocol import validate
 from protocols.samplers import SAMPLERS
 from protocols.search_space import choice

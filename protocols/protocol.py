@@ -190,16 +190,6 @@ def sample_points(protocol: Any, study_seed: int, num: int,
   return samplers.unit_points(space, sampler["name"], num, seed)
 
 
-def unit_sample(protocol: Any, study_seed: int, num: int) -> np.ndarray:
-  """The raw unit-cube rows behind sample_points (columns: search_space.dimensions),
-  for coverage checks; the bayesian sampler's rows are its quasi-random warm start."""
-  p = as_plain(protocol)
-  name = p["sampler"]["name"]
-  cube = "quasi_random" if name == "bayesian" else name
-  dim = len(ss.dimensions(p["search_space"]))
-  return samplers.unit_cube(cube, dim, num, sampler_seed(p, study_seed))
-
-
 def grid_size(protocol: Any) -> int:
   """The number of distinct points of a grid protocol."""
   p = as_plain(protocol)

@@ -24,6 +24,16 @@ def _protocol(sampler="quasi_random", num_trials=40, space=None, **fields):
                 **fields)
 
 
+def unit_sample(protocol, study_seed, num):
+  """The raw unit-cube rows behind P.sample_points (columns: search_space.dimensions);
+  the bayesian sampler's rows are its quasi-random warm start."""
+  p = P.as_plain(protocol)
+  name = p["sampler"]["name"]
+  cube = "quasi_random" if name == "bayesian" else name
+  dim = len(ss.dimensions(p["search_space"]))
+  return samplers.unit_cube(cube, dim, num, P.sampler_seed(p, study_seed))
+
+
 # --- Coverage of the unit cube. ----------------------------------------------------------
 
 def test_quasi_random_covers_the_cube_better_than_random():
@@ -35,7 +45,7 @@ def test_quasi_random_covers_the_cube_better_than_random():
 def test_unit_sample_is_the_cube_behind_the_points():
   space = {"learning_rate": P.linear(0.0, 1.0), "momentum": P.linear(0.0, 1.0)}
   p = _protocol(space=space, num_trials=16)
-  cube = P.unit_sample(p, 3, 16)
+  cube = unit_sample(p, 3, 16)
   points = P.sample_points(p, 3, 16)
   assert cube.shape == (16, 2)
   np.testing.assert_allclose(cube[:, 0], [q["learning_rate"] for q in points])
@@ -97,7 +107,7 @@ def test_effective_learning_rate_reparam_sets_learning_rate():
   }
   p = _protocol(space=space, num_trials=30)
   P.validate(p)
-  cube = P.unit_sample(p, 0, 30)  # columns: effective_learning_rate, momentum, by name
+  cube = unit_sample(p, 0, 30)  # columns: effective_learning_rate, momentum, by name
   for row, q in zip(cube, P.sample_points(p, 0, 30)):
     assert set(q) == {"optimizer", "momentum", "learning_rate"}
     elr = ss.to_value(space["effective_learning_rate"], row[0])
