@@ -4,6 +4,12 @@
   p = presets.get('choi_all', optimizer='adam', num_trials=50)
   validate(p)                      # ProtocolError (one line) before any compute
   points = sample_points(p, study_seed=0, num=50)
+
+Layers, each importing only those before it: search_space (parameters and their
+mappings) < samplers < protocol (a protocol's fields, hashes, points, checks) <
+presets < experiments (the recipe files). Of bench, only its leaves (settings,
+schedules, optimizers) are imported, to check names and ranges
+(tests/test_layering.py).
 """
 from __future__ import annotations
 

@@ -78,7 +78,28 @@ def test_the_record_module_needs_only_the_standard_library():
 
 
 def test_running_a_recipe_imports_no_recipe_by_name():
-  """bench.study runs the recipe file it is given; it imports none of the
+  """bench.recipe runs the recipe file it is given; it imports none of the
   shipped ones (the old importlib cycle bench.study -> protocols.experiments.*)."""
-  mods = imported_after("import bench.study, bench.run")
+  mods = imported_after("import bench.recipe, bench.run")
   assert not {m for m in mods if m.startswith("protocols.experiments")}
+
+
+# bench's own layer order (bench/__init__.py): each imports nothing of the layers after it.
+BENCH_LAYERS = (
+    ("bench.store", "bench.userfiles", "bench.progress"),
+    ("bench.trial", "bench.packing"),
+    ("bench.study",),
+    ("bench.recipe", "bench.runner"),
+    ("bench.experiment",),
+    ("bench.run", "bench.ray_executor", "bench.status", "bench.train", "bench.perf"),
+)
+
+
+@pytest.mark.parametrize("level", range(len(BENCH_LAYERS) - 1))
+def test_bench_layers_import_nothing_after_them(level):
+  mods = imported_after(f"import {', '.join(BENCH_LAYERS[level])}")
+  later = {m for layer in BENCH_LAYERS[level + 1:] for m in layer}
+  if level == 3:  # recipe and runner: neither needs the other
+    assert not {"bench.recipe"} & imported_after("import bench.runner")
+    assert not {"bench.runner"} & imported_after("import bench.recipe")
+  assert not mods & later, mods & later

@@ -3,6 +3,12 @@
 Adding a workload is one new file plus one line here. A user's own workload is
 named by import path instead: `--workload=my_module:MyWorkload` (or
 `path/to/file.py:MyWorkload`).
+
+Layers: base (the Workload contract, Goal, DataError) < models (Flax modules) <
+tfds_source < the workload files (embedded, synthetic, mnist, cifar10, imagenet,
+lm1b). Workloads import nothing of bench, protocols or analysis
+(tests/test_layering.py), so they load user files with their own loader here
+rather than bench.userfiles.
 """
 from __future__ import annotations
 
