@@ -11,7 +11,7 @@ import os
 import re
 import sys
 import traceback
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from absl import flags
 from ml_collections import config_flags
@@ -20,8 +20,7 @@ from ml_collections.config_flags import config_flags as config_flags_module
 import protocols
 from bench import config as config_lib
 from bench import trial, userfiles
-from bench.settings import STUDY_FIELDS, SettingsError, TrialSettings
-from bench.study import Study, is_file_ref
+from bench.study import Study, from_recipe, is_file_ref, resolve_dir
 
 _PREFIX = "optbench_recipe_"
 
@@ -73,12 +72,6 @@ def recipe_dir(recipe: Any) -> str:
   return os.path.dirname(os.path.abspath(path)) if path else ""
 
 
-def _resolve_dir(path: Any, base_dir: str) -> Any:
-  if not (base_dir and isinstance(path, str) and path) or os.path.isabs(path) or "://" in path:
-    return path
-  return os.path.normpath(os.path.join(base_dir, os.path.expanduser(path)))
-
-
 def rebase_paths(config: Any, recipe_dir: str, given: Sequence[str] = ()) -> None:
   """Make the recipe config's paths mean what their writer meant: a path written
   in the recipe file is relative to the recipe's folder (as in any config
@@ -95,40 +88,7 @@ def rebase_paths(config: Any, recipe_dir: str, given: Sequence[str] = ()) -> Non
   section = config.get("settings") if hasattr(config, "get") else None
   if section is not None and section.get("data_dir"):
     here = os.getcwd() if "settings.data_dir" in given else recipe_dir
-    section.data_dir = _resolve_dir(os.path.expanduser(section.data_dir), here)
-
-
-def from_recipe(descriptions: Sequence[Mapping[str, Any]], experiment: str,
-                settings: Mapping[str, Any] | None = None, base_dir: str = "") -> list[Study]:
-  """Studies from a recipe's plain descriptions (protocols/experiments: `study()`),
-  each {'workload', 'protocol', 'scientific', 'study_seed', 'settings'}; a
-  description's settings override the recipe's `settings` section. Relative
-  paths (a workload file, a data_dir) are relative to `base_dir`, the recipe's
-  folder."""
-  base = {k: v for k, v in dict(settings or {}).items() if v is not None}
-  out = []
-  for i, d in enumerate(descriptions):
-    if not isinstance(d, Mapping) or not {"workload", "protocol"} <= set(d):
-      raise trial.ConfigError(f"study {i} of the recipe is not a study description "
-                              "(protocols.experiments.study(workload, protocol, ...))")
-    extra = sorted(set(d) - {"workload", "protocol", "scientific", "study_seed", "settings"})
-    if extra:
-      raise trial.ConfigError(f"study {i} of the recipe has an unknown field {extra[0]!r}")
-    given = {k: v for k, v in dict(d.get("settings") or {}).items() if v is not None}
-    if "data_dir" in given:
-      given["data_dir"] = _resolve_dir(given["data_dir"], base_dir)
-    try:
-      s = TrialSettings.from_mapping({**base, **given})
-    except SettingsError as e:
-      raise trial.ConfigError(str(e)) from None
-    for k in STUDY_FIELDS:
-      if getattr(s, k) is not None:
-        raise trial.ConfigError(f"setting {k} comes from the study (scientific settings or "
-                                f"the protocol's budget), not from the recipe's settings")
-    out.append(Study(experiment, str(d["workload"]), d["protocol"],
-                     dict(d.get("scientific") or {}), int(d.get("study_seed", 0)), s,
-                     base_dir=base_dir))
-  return out
+    section.data_dir = resolve_dir(os.path.expanduser(section.data_dir), here)
 
 
 def expand(config: Any, recipe: Any) -> list[Study]:

@@ -1,4 +1,4 @@
-"""A study's identity: its ids, hashes and seeds, and the trials its points become.
+"""A study: made from a recipe's description, its ids, hashes and seeds, and its trials.
 
 A study is one protocol at one setting of the scientific hyperparameters. Its
 folder `<output_dir>/<study_id>/` holds `study.json` (the protocol, its identity
@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 import protocols
 import workloads
 from bench import trial
-from bench.settings import TrialSettings
+from bench.settings import STUDY_FIELDS, SettingsError, TrialSettings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +114,46 @@ def resolve_workload(workload: str, base_dir: str) -> str:
   if os.path.isabs(path) or "://" in path:
     return workload
   return f"{os.path.normpath(os.path.join(base_dir, path))}:{cls}"
+
+
+def resolve_dir(path: Any, base_dir: str) -> Any:
+  """A relative path joined to base_dir (the recipe's folder); others as they are."""
+  if not (base_dir and isinstance(path, str) and path) or os.path.isabs(path) or "://" in path:
+    return path
+  return os.path.normpath(os.path.join(base_dir, os.path.expanduser(path)))
+
+
+def from_recipe(descriptions: Sequence[Mapping[str, Any]], experiment: str,
+                settings: Mapping[str, Any] | None = None, base_dir: str = "") -> list[Study]:
+  """Studies from a recipe's plain descriptions (protocols/experiments: `study()`),
+  each {'workload', 'protocol', 'scientific', 'study_seed', 'settings'}; a
+  description's settings override the recipe's `settings` section. Relative
+  paths (a workload file, a data_dir) are relative to `base_dir`, the recipe's
+  folder."""
+  base = {k: v for k, v in dict(settings or {}).items() if v is not None}
+  out = []
+  for i, d in enumerate(descriptions):
+    if not isinstance(d, Mapping) or not {"workload", "protocol"} <= set(d):
+      raise trial.ConfigError(f"study {i} of the recipe is not a study description "
+                              "(protocols.experiments.study(workload, protocol, ...))")
+    extra = sorted(set(d) - {"workload", "protocol", "scientific", "study_seed", "settings"})
+    if extra:
+      raise trial.ConfigError(f"study {i} of the recipe has an unknown field {extra[0]!r}")
+    given = {k: v for k, v in dict(d.get("settings") or {}).items() if v is not None}
+    if "data_dir" in given:
+      given["data_dir"] = resolve_dir(given["data_dir"], base_dir)
+    try:
+      s = TrialSettings.from_mapping({**base, **given})
+    except SettingsError as e:
+      raise trial.ConfigError(str(e)) from None
+    for k in STUDY_FIELDS:
+      if getattr(s, k) is not None:
+        raise trial.ConfigError(f"setting {k} comes from the study (scientific settings or "
+                                f"the protocol's budget), not from the recipe's settings")
+    out.append(Study(experiment, str(d["workload"]), d["protocol"],
+                     dict(d.get("scientific") or {}), int(d.get("study_seed", 0)), s,
+                     base_dir=base_dir))
+  return out
 
 
 def _short(k: str) -> str:
