@@ -213,7 +213,7 @@ def _stable_moves(names: Sequence, seconds: np.ndarray, r_st: np.ndarray, r_se: 
 
 
 def from_leaderboards(by_time, by_step) -> ClockRanking:
-  """The AlgoPerf comparison: two analysis.algoperf_score.Leaderboard of the same logs,
+  """The AlgoPerf comparison: two analysis.algoperf.scoring.Leaderboard of the same logs,
   scored by='time' and by='step' (the official rule on each clock, held-out rule
   included), over the version's base workloads."""
   base = list(by_time.version.base_workloads)

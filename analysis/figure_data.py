@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 
 from analysis import playbook
-from analysis.algoperf_store import submission_labels
+from analysis.algoperf.store import submission_labels
 from analysis.best_of_k import best_of_k
 from analysis.budget_rankings import BudgetRanking, budget_rankings
 from analysis.clock_rankings import ClockRanking, clock_rankings
-from analysis.load import Results, load
+from analysis.results import Results, load
 from analysis.rankings import optimizer_scores
 
 SCORE = "score"

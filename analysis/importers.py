@@ -10,14 +10,14 @@
   val/cross_entropy_error, ...). COMPLETE -> ok, INFEASIBLE -> diverged,
   INCOMPLETE -> failed, so steps_to_result reproduces their rule by default.
 * algoperf: AlgoPerf trial logs `.../<workload>_<framework>/trial_N/
-  eval_measurements.csv` (found and read by analysis.algoperf_logs; scored the
+  eval_measurements.csv` (found and read by analysis.algoperf.logs; scored the
   official way by analysis.algoperf). validation/ -> val/; higher-is-better
   metrics become lower-is-better (accuracy -> error = 1 - accuracy, others ->
   neg_<m> = -m); wall_time is accumulated_submission_time (the time AlgoPerf
   scores). AlgoPerf counts a target as reached at equality: use strict=False
   with its goals.
 
-Each returns analysis.load.Results; files that cannot be read are reported in
+Each returns analysis.results.Results; files that cannot be read are reported in
 `problems` and skipped.
 """
 from __future__ import annotations
@@ -31,8 +31,9 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from analysis import algoperf_logs, schema
-from analysis.load import Results
+from analysis import schema
+from analysis.algoperf import logs as algoperf_logs
+from analysis.results import Results
 from analysis.steps_to_result import goal_times
 
 log = logging.getLogger(__name__)
@@ -288,7 +289,7 @@ def algoperf(path: str | os.PathLike, *,
   Layout `[<submission>/][study_<n>/]<workload>_<framework>/trial_<n>/
   eval_measurements.csv` (optional `hparams.json` beside it becomes hp/); what
   does not fit it (stray `study_<n>/trial_<n>/` folders, trial folders without a
-  log) is reported in `problems` and skipped (analysis.algoperf_logs).
+  log) is reported in `problems` and skipped (analysis.algoperf.logs).
   `targets` maps a workload name (framework suffix dropped) to its validation
   target in AlgoPerf's own terms, e.g. {'mnist': ('accuracy', 0.97)}; it is
   stored converted ('error', 0.03) and goal_step / goal_time are computed with

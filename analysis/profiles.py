@@ -11,7 +11,7 @@ for tau in [1, max_tau]; the benchmark score is the profile's area over
 
 This is the generic, simplified profile the report draws for any results. To
 score AlgoPerf itself (its targets, the fewest-evaluations trial per study, the
-budget cap and the held-out workload rules), use analysis.algoperf_score.
+budget cap and the held-out workload rules), use analysis.algoperf.scoring.
 """
 from __future__ import annotations
 
@@ -57,15 +57,21 @@ def performance_profile(trials: pd.DataFrame, *, time_col: str = "goal_step",
   times = fastest.groupby(level=[0, 1]).median().unstack(workload_col)
   wl = list(workloads) if workloads is not None else sorted(times.columns)
   times = times.reindex(columns=wl).fillna(np.inf)
-  best = times.min(axis=0)
-  with np.errstate(invalid="ignore", divide="ignore"):
-    ratios = times / best
-  ratios = ratios.fillna(np.inf)  # inf / inf: nobody reached the target
   taus = (np.linspace(1.0, max_tau, TAU_POINTS) if taus is None
           else np.asarray(taus, dtype=float))
-  r = ratios.to_numpy()
-  rho = (r[:, :, None] <= taus[None, None, :]).sum(axis=1) / max(len(wl), 1)
+  return Profile(times, *profile_of(times, taus))
+
+
+def profile_of(times: pd.DataFrame, taus: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame,
+                                                               pd.Series]:
+  """The kernel both profiles share (this one and analysis.algoperf.scoring's):
+  times (submissions x workloads, inf: missed) -> (ratios to the fastest per
+  workload, rho on the tau grid over all of times' workloads, normalised area)."""
+  with np.errstate(invalid="ignore", divide="ignore"):
+    ratios = (times / times.min(axis=0)).fillna(np.inf)  # inf / inf: nobody reached it
+  rho = (ratios.to_numpy()[:, :, None] <= taus[None, None, :]).sum(axis=1) / max(
+      times.shape[1], 1)
   profile = pd.DataFrame(rho, index=ratios.index, columns=pd.Index(taus, name="tau"))
   span = taus[-1] - taus[0]
   area = np.trapezoid(rho, taus, axis=1) / span if span > 0 else rho[:, 0]
-  return Profile(times, ratios, profile, pd.Series(area, index=ratios.index, name="score"))
+  return ratios, profile, pd.Series(area, index=ratios.index, name="score")

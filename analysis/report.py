@@ -596,7 +596,7 @@ def main(argv: Sequence[str]) -> int:
     return 1
   f = flags.FLAGS
   skipped = _SkipCounter()
-  logging.getLogger("analysis.load").addFilter(skipped)  # report.md lists them all
+  logging.getLogger("analysis.results").addFilter(skipped)  # report.md lists them all
   try:
     path = write_report(f.results_dir, f.out, n_boot=f.n_boot, k_curves=f.k_curves,
                         seed=f.seed, html=f.html)

@@ -146,7 +146,7 @@ def load_runs(f: Any, read_imported: bool = True) -> Runs:
     return Runs("deepobs", f.deepobs_csv, t, res.curves)
   if not read_imported:
     return Runs("algoperf", f.algoperf_logs, pd.DataFrame(), pd.DataFrame())
-  from analysis import algoperf_rankings  # noqa: PLC0415 - only this source needs it
+  from analysis.algoperf import rankings as algoperf_rankings  # noqa: PLC0415 - only this source needs it
   quiet = logging.getLogger("analysis.importers")
   quiet.addFilter(_no_warnings)  # one line below instead of the importer's warning
   try:

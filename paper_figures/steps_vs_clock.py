@@ -14,7 +14,8 @@ Prints the per-workload agreement and the rank-change table; --csv writes it.
 """
 from absl import flags
 
-from analysis import algoperf_rankings, clock_rankings, figure_data, plots
+from analysis import clock_rankings, figure_data, plots
+from analysis.algoperf import rankings as algoperf_rankings
 from paper_figures import common
 
 _CLOCK = flags.DEFINE_enum("clock", "steps_per_sec", list(clock_rankings.CLOCKS), "Seconds "

@@ -14,10 +14,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import algoperf, algoperf_logs, algoperf_score, algoperf_store, algoperf_versions
+from analysis import algoperf
+from analysis.algoperf import logs as algoperf_logs
+from analysis.algoperf import scoring as algoperf_score
+from analysis.algoperf import store as algoperf_store
+from analysis.algoperf import versions as algoperf_versions
 from analysis import importers
-from analysis.algoperf_versions import Target, Version
-from analysis.load import load
+from analysis.algoperf.versions import Target, Version
+from analysis.results import load
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUDGET = 100.0

@@ -12,7 +12,10 @@ import tarfile
 import numpy as np
 import pytest
 
-from analysis import algoperf, algoperf_logs, algoperf_score, algoperf_versions
+from analysis import algoperf
+from analysis.algoperf import logs as algoperf_logs
+from analysis.algoperf import scoring as algoperf_score
+from analysis.algoperf import versions as algoperf_versions
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 V6 = algoperf_versions.get("0.6")

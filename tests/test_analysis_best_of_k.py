@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import analysis
-from analysis.best_of_k import trial_scores
+from analysis.best_of_k import best_of_k, trial_scores
 
 
 def _enumerate(values, tests, k):
@@ -99,15 +99,15 @@ def test_divergence_policy():
   s = trial_scores(trials)  # failed always excluded; diverged scores +inf
   assert list(s["trial_id"]) == ["t0", "t1", "t2"]
   assert np.isinf(s["value"].iloc[1])
-  inf = analysis.best_of_k(trials).set_index("k")
+  inf = best_of_k(trials).set_index("k")
   assert (inf["n_trials"] == 3).all() and (inf["n_diverged"] == 1).all()
   assert np.isinf(inf.loc[1, "mean"])  # some chance every draw diverges
   assert inf.loc[2, "p_inf"] == pytest.approx(1 / 9)
   assert inf.loc[3, "median"] == 0.2
-  excl = analysis.best_of_k(trials, diverged="exclude").set_index("k")
+  excl = best_of_k(trials, diverged="exclude").set_index("k")
   assert list(excl.index) == [1, 2]
   assert excl.loc[1, "mean"] == pytest.approx(0.25)
-  chance = analysis.best_of_k(trials, diverged=0.9).set_index("k")
+  chance = best_of_k(trials, diverged=0.9).set_index("k")
   assert chance.loc[1, "mean"] == pytest.approx((0.2 + 0.9 + 0.3) / 3)
   with pytest.raises(ValueError):
     trial_scores(trials, diverged="zero")
@@ -120,7 +120,7 @@ def test_selected_trial_test_score():
   # P(trial 0 among k draws) = 1 - (2/3)^k
   for k in (1, 2, 3):
     assert exact.loc[k, "test_mean"] == pytest.approx(0.5 * (1 - (2 / 3) ** k))
-  curve = analysis.best_of_k(trials).set_index("k")
+  curve = best_of_k(trials).set_index("k")
   assert curve.loc[3, "test_mean"] == pytest.approx(0.5 * (1 - (2 / 3) ** 3))
 
 
@@ -129,7 +129,7 @@ def test_bounds_are_order_statistics_of_the_binomial():
   # = 0.97 >= 0.9 > P(<= 1) = 0.85, so the third best bounds it from above, one-sided.
   values = np.arange(1.0, 17.0)[::-1]
   trials = _study(["ok"] * 16, values)
-  curve = analysis.best_of_k(trials).set_index("k")
+  curve = best_of_k(trials).set_index("k")
   assert curve.loc[16, "sides"] == "upper" and curve.loc[16, "hi"] == 3.0
   assert np.isnan(curve.loc[16, "lo"]) and curve.loc[16, "median"] == 1.0
   # k = 1 is the median trial: two-sided, order statistics 5 and 12 at 90%

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis import algoperf_logs, schema
+from analysis import schema
+from analysis.algoperf import logs as algoperf_logs
 from analysis.clock_rankings import OVERALL, clock_rankings, compare, trial_times
 
 STEPS = np.arange(50, 501, 50)
@@ -131,7 +132,7 @@ def v05_logs(tmp_path_factory):
 
 
 def test_algoperf_steps_vs_time(v05_logs):
-  from analysis import algoperf_rankings
+  from analysis.algoperf import rankings as algoperf_rankings
   cr, problems = algoperf_rankings.clocks(v05_logs)
   assert problems  # the stray study_N/trial_N folders
   s = cr.summary.set_index("workload")
@@ -154,7 +155,7 @@ def test_algoperf_steps_vs_time(v05_logs):
 
 
 def test_algoperf_budget_rankings(v05_logs):
-  from analysis import algoperf_rankings
+  from analysis.algoperf import rankings as algoperf_rankings
   from analysis.budget_rankings import budget_rankings
   res = algoperf_rankings.runs(v05_logs)
   assert set(res.trials["workload"]) <= set(algoperf_rankings.get_version("0.5").scored_workloads)

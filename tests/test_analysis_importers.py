@@ -10,6 +10,7 @@ import pytest
 
 import analysis
 from analysis import importers, schema
+from analysis.steps_to_result import steps_to_result
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 DEEPOBS = importers.DEEPOBS_CSV
@@ -86,7 +87,7 @@ def test_batch_science_tables(batch_science):
 
 def test_batch_science_steps_to_result(batch_science):
   trials, curves = batch_science
-  table = analysis.steps_to_result(trials, curves).set_index("batch_size")
+  table = steps_to_result(trials, curves).set_index("batch_size")
   # 16: trial 1 at 3000 (trial 2: 0.01 is not < 0.01, then 3500; infeasible trial 3
   # reached at 1000 and is excluded). 32: trials 1 and 3 tie at 1500 (incomplete
   # trial 2 at 1000 is excluded). 64: trial 1 at 1000, trial 2 never.
@@ -108,7 +109,7 @@ def test_batch_science_steps_to_result(batch_science):
 def test_batch_science_goal_override(batch_science):
   res = importers.batch_science(os.path.join(FIXTURES, "batch_science"),
                                 goals={"mnist": ("classification_error", 0.03)})
-  table = analysis.steps_to_result(res.trials, res.curves).set_index("batch_size")
+  table = steps_to_result(res.trials, res.curves).set_index("batch_size")
   assert dict(table["steps_to_result"]) == {16: 2000.0, 32: 1000.0, 64: 750.0}
 
 

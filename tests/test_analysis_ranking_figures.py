@@ -11,7 +11,8 @@ import types
 
 import pytest
 
-from analysis import algoperf_logs, importers, report
+from analysis import importers, report
+from analysis.algoperf import logs as algoperf_logs
 from conftest import ROOT
 from paper_figures import common
 

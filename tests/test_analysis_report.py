@@ -274,6 +274,22 @@ def test_playbook_checks_are_reexported():
   assert analysis.trial_vs_study_variance is playbook.trial_vs_study_variance
 
 
+def test_no_reexported_function_shadows_a_module():
+  """`analysis.X` is one thing: a module stays a module after any import."""
+  import importlib
+  import pkgutil
+  import subprocess
+  import sys
+  modules = {m.name for m in pkgutil.iter_modules(analysis.__path__)}
+  assert not modules & set(analysis.__all__)
+  code = ("import analysis, analysis.steps_to_result, analysis.best_of_k, analysis.results, types\n"
+          "assert all(isinstance(getattr(analysis, m), types.ModuleType) for m in "
+          "('steps_to_result', 'best_of_k', 'results'))\n"
+          "assert callable(analysis.load) and not isinstance(analysis.load, types.ModuleType)")
+  subprocess.run([sys.executable, "-c", code], check=True)
+  assert importlib.import_module("analysis.steps_to_result").steps_to_result
+
+
 def test_boundary_check_passes_a_centred_optimum():
   t = _axis_trials(lambda lr: (math.log10(lr) + 2) ** 2)  # best at 1e-2: the log centre
   bc = playbook.boundary_check(t, score_col="score", space=SPACE)

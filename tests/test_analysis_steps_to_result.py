@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import analysis
-from analysis.steps_to_result import describe_regime, describe_steps, scaling_curve
+from analysis.steps_to_result import describe_regime, describe_steps, scaling_curve, steps_to_result
 
 NAN = float("nan")
 GOAL = 0.1  # val/error < 0.1
@@ -144,7 +144,7 @@ def test_missing_dir_is_reported(tmp_path):
 
 def test_steps_to_result_hand_computed(loaded):
   trials, curves = loaded
-  table = analysis.steps_to_result(trials, curves)
+  table = steps_to_result(trials, curves)
   got = dict(zip(table["batch_size"], table["steps_to_result"]))
   assert got == EXPECTED
   row = table.set_index("batch_size").loc[128]
@@ -152,7 +152,7 @@ def test_steps_to_result_hand_computed(loaded):
   assert row["fastest_trial_id"] == "bs128-t0"
   assert (row["n_trials"], row["n_eligible"], row["n_reached"]) == (4, 2, 2)
   # Including diverged trials (not Shallue's rule) would give 100.
-  loose = analysis.steps_to_result(trials, curves, statuses=("ok", "diverged"))
+  loose = steps_to_result(trials, curves, statuses=("ok", "diverged"))
   assert loose.set_index("batch_size").loc[128, "steps_to_result"] == 100
 
 
@@ -161,10 +161,10 @@ def test_goal_override_and_strictness(loaded):
   steps = analysis.goal_times(trials, curves)
   assert steps["bs128-t1"] == 400  # 0.1 at step 200 is not strictly below 0.1
   assert analysis.goal_times(trials, curves, strict=False)["bs128-t1"] == 200
-  other = analysis.steps_to_result(trials, curves, threshold=0.3)
+  other = steps_to_result(trials, curves, threshold=0.3)
   assert dict(zip(other["batch_size"], other["steps_to_result"])) == {128: 200, 256: 200,
                                                                       512: 200}
-  none = analysis.steps_to_result(trials, curves, threshold=0.01)
+  none = steps_to_result(trials, curves, threshold=0.01)
   assert none["steps_to_result"].isna().all() and none["fastest_trial_id"].isna().all()
   wall = analysis.goal_times(trials, curves, time_col="wall_time")
   assert wall["bs128-t0"] == 150.0

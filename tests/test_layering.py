@@ -57,8 +57,8 @@ def test_protocols_and_recipes_import_nothing_of_benchs_runner():
   assert not {m for m in mods if m.split(".")[0] in ("workloads", "analysis")}
 
 
-ANALYSIS = ("analysis", "analysis.importers", "analysis.algoperf", "analysis.algoperf_store",
-            "analysis.budget_rankings", "analysis.clock_rankings", "analysis.algoperf_rankings",
+ANALYSIS = ("analysis", "analysis.importers", "analysis.algoperf", "analysis.algoperf.store",
+            "analysis.budget_rankings", "analysis.clock_rankings", "analysis.algoperf.rankings",
             "analysis.report", "paper_figures.common")
 
 

@@ -7,7 +7,7 @@
   logged). AlgoPerf budgets are runtimes: rank with unit='wall_time',
   budget_col='max_runtime'; by steps, submissions whose global_step counts
   something else (see analysis.clock_rankings' pace check) are misplaced.
-* clocks(): the official leaderboard (analysis.algoperf_score) scored twice from
+* clocks(): the official leaderboard (analysis.algoperf.scoring) scored twice from
   one read of the logs, by submission time and by global step, compared by
   analysis.clock_rankings.from_leaderboards.
 
@@ -20,11 +20,13 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from analysis import algoperf_logs, algoperf_score, importers
-from analysis.algoperf import ScoreError, get_version, resolve_logs
-from analysis.algoperf_versions import RULESETS
+from analysis import importers
+from analysis.algoperf import logs as algoperf_logs
+from analysis.algoperf import scoring as algoperf_score
+from analysis.algoperf.command import ScoreError, get_version, resolve_logs
+from analysis.algoperf.versions import RULESETS
 from analysis.clock_rankings import ClockRanking, from_leaderboards
-from analysis.load import Results
+from analysis.results import Results
 
 
 def _root(logs: str, ruleset: str) -> str:

@@ -49,7 +49,8 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from analysis.algoperf_versions import Target, Version
+from analysis import profiles as profiles_lib
+from analysis.algoperf.versions import Target, Version
 
 BY = ("time", "step")
 TIES = ("lowest", "fastest", "listing")  # step 2's tie-break (module docstring)
@@ -210,15 +211,7 @@ def profiles(scored: pd.DataFrame, version: Version) -> tuple[pd.DataFrame, pd.D
                                                               pd.Series]:
   """Step 5 over base workloads: (ratios, rho on the tau grid, score)."""
   base = scored.reindex(columns=list(version.base_workloads)).fillna(np.inf)
-  with np.errstate(invalid="ignore", divide="ignore"):
-    ratios = (base / base.min(axis=0)).fillna(np.inf)  # inf / inf: nobody reached it
-  taus = version.taus()
-  rho = (ratios.to_numpy()[:, :, None] <= taus[None, None, :]).sum(axis=1) / max(
-      len(version.base_workloads), 1)
-  profile = pd.DataFrame(rho, index=ratios.index, columns=pd.Index(taus, name="tau"))
-  span = taus[-1] - taus[0]
-  area = np.trapezoid(rho, taus, axis=1) / span if span > 0 else rho[:, 0]
-  return ratios, profile, pd.Series(area, index=ratios.index, name="score")
+  return profiles_lib.profile_of(base, version.taus())
 
 
 def leaderboard(trials: pd.DataFrame, evals: pd.DataFrame, version: Version, *,

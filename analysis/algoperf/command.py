@@ -11,8 +11,8 @@ skipped; with --out it also writes the performance-profile figure and the
 tables as CSV. Where a study's counted trial hinges on how ties in evaluation
 count are broken (the official code leaves it to the directory listing) and
 that moves a median, a note says so, with the scores under each tie rule if
-they differ. The rule is analysis.algoperf_score's, the targets and budgets
-analysis.algoperf_versions', the log layout analysis.algoperf_logs'. Bad input
+they differ. The rule is analysis.algoperf.scoring's, the targets and budgets
+analysis.algoperf.versions', the log layout analysis.algoperf.logs'. Bad input
 is one `error: ...` line, a non-zero exit and nothing written.
 """
 from __future__ import annotations
@@ -28,9 +28,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis import algoperf_logs, algoperf_score, algoperf_store, algoperf_versions, cli
-from analysis.algoperf_score import Leaderboard
-from analysis.algoperf_versions import RULESETS, Version
+from analysis.algoperf import logs as algoperf_logs
+from analysis.algoperf import scoring as algoperf_score
+from analysis.algoperf import store as algoperf_store
+from analysis.algoperf import versions as algoperf_versions
+from analysis.algoperf.scoring import Leaderboard
+from analysis.algoperf.versions import RULESETS, Version
 
 BY_FLAG = {"time": "time", "steps": "step"}
 BASELINES = ("baseline", "prize_qualification_baseline")  # --baseline default: the first present
@@ -77,7 +80,7 @@ def score_logs(logs: str, version: str = "0.5", ruleset: str = "external_tuning"
   """Read AlgoPerf logs under `logs` and score them; ScoreError on bad input.
 
   `ties`: the tie-break of trials reaching the target at the same evaluation
-  count (analysis.algoperf_score.TIES); None: the version's.
+  count (analysis.algoperf.scoring.TIES); None: the version's.
   """
   v = get_version(version)
   _check(ruleset, by, ties)
@@ -102,12 +105,12 @@ def score_logs(logs: str, version: str = "0.5", ruleset: str = "external_tuning"
 
 def score_store(results_dir: str, ruleset: str = "external_tuning", by: str = "time",
                 ties: str | None = None) -> Scored:
-  """Score a harness results store (analysis.algoperf_store's mapping)."""
-  from analysis.load import load  # only this path needs the store reader
+  """Score a harness results store (analysis.algoperf.store's mapping)."""
+  from analysis.results import load  # only this path needs the store reader
   _check(ruleset, by, ties)
   if not os.path.isdir(results_dir):
     raise ScoreError(f"--results_dir={results_dir}: not a directory")
-  quiet = logging.getLogger("analysis.load")
+  quiet = logging.getLogger("analysis.results")
   quiet.addFilter(_no_warnings)  # one warning per skipped file; the summary counts them
   try:
     results = load(results_dir)
@@ -377,7 +380,7 @@ def run(*, logs: str | None, results_dir: str | None, version: str, ruleset: str
   return lines
 
 
-def _define_flags() -> None:
+def define_flags() -> None:
   """Flags exist only when run as a program (as in analysis.report)."""
   from absl import flags
   flags.DEFINE_string("logs", None, "AlgoPerf logs: a folder of <submission>/study_<n>/"
@@ -418,9 +421,3 @@ def main(argv: Sequence[str]) -> int:
     return 1
   print("\n".join(lines))
   return 0
-
-
-if __name__ == "__main__":
-  from absl import app
-  _define_flags()
-  app.run(main, flags_parser=cli.parse_flags)

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from analysis import schema
-from analysis.algoperf_versions import Target, Version
-from analysis.load import Results
+from analysis.algoperf.versions import Target, Version
+from analysis.results import Results
 
 HARNESS = "harness"
 
@@ -50,7 +50,7 @@ def _fmt(v) -> str:
 
 
 def tables(results: Results) -> tuple[pd.DataFrame, pd.DataFrame, Version, list[str]]:
-  """(trials, evals, version, problems) for analysis.algoperf_score.leaderboard.
+  """(trials, evals, version, problems) for analysis.algoperf.scoring.leaderboard.
 
   `version` holds one target per workload (from the records' goals) and no
   held-out workloads; workloads without a goal are left out and reported.

@@ -16,7 +16,7 @@ scoring code of that date had NUM_BASE_WORKLOADS = 8) never ran: with it, rho
 would be divided by 9 and that code stops on the v0.6 logs (KeyError), so v0.6
 here keeps the 8 workloads the leaderboard scored.
 `ties` names the tie-break of step 2 that reproduces each version's reference
-(analysis.algoperf_score: the official code leaves it to the directory listing).
+(analysis.algoperf.scoring: the official code leaves it to the directory listing).
 
 Targets are in AlgoPerf's own terms: the native metric column of
 eval_measurements.csv and whether higher is better (accuracy, ssim, bleu, mAP).
@@ -62,7 +62,7 @@ class Version:
   tau_points: int = 100
   max_ratio: float = 4.0               # held-out rule: slower than 4x the fastest is a miss
   source: str = ""
-  ties: str = "lowest"                 # step 2's tie-break (analysis.algoperf_score.TIES)
+  ties: str = "lowest"                 # step 2's tie-break (analysis.algoperf.scoring.TIES)
 
   @property
   def scored_workloads(self) -> tuple[str, ...]:
