@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis import playbook
+from analysis import playbook, schema
 from analysis.algoperf.store import submission_labels
 from analysis.best_of_k import best_of_k
 from analysis.budget_rankings import BudgetRanking, budget_rankings
@@ -86,8 +86,7 @@ def sci_columns(t: pd.DataFrame) -> list[str]:
 
 def goal_metric(t: pd.DataFrame) -> str:
   """The trials' goal metric ('error', 'loss'), or 'score' when they differ."""
-  goals = t["goal_metric"].dropna().unique() if "goal_metric" in t else []
-  return str(goals[0]) if len(goals) == 1 else "score"
+  return schema.goal_metric(t, "score")
 
 
 def score_label(t: pd.DataFrame) -> str:
@@ -264,3 +263,12 @@ def experiment_title(trials: pd.DataFrame, results_dir: str) -> str:
   if not exps:
     return f"Results report: {os.path.basename(os.path.abspath(results_dir))}"
   return f"Results report: {', '.join(exps)}" + (f" on {', '.join(wls)}" if wls else "")
+
+
+def no_records(results_dir: str, problems: Sequence[str]) -> str:
+  """The one line for a folder without trial records, naming the tool for what it holds."""
+  line = f"--results_dir {results_dir}: no trial records (record.json) found"
+  if any(p.split(": ")[0].endswith("eval_measurements.csv") for p in problems):
+    return (f"{line}; it holds AlgoPerf logs: score them with "
+            f"python -m analysis.algoperf --logs={results_dir}")
+  return f"{line} ({len(problems)} other file(s) skipped)" if problems else line

@@ -77,6 +77,14 @@ def val_column(metric: str) -> str:
   return metric if is_metric_column(metric) else f"val/{metric}"
 
 
+def goal_metric(trials: pd.DataFrame, default: str) -> str:
+  """The trials' goal metric ('error', 'loss') where they share one; `default`
+  where they have none or several (the report's label says 'score'; a curve
+  plot falls back to 'error')."""
+  goals = trials["goal_metric"].dropna().unique() if "goal_metric" in trials else []
+  return str(goals[0]) if len(goals) == 1 else default
+
+
 def conform_trials(df: pd.DataFrame) -> pd.DataFrame:
   """Base columns first (added as missing values where absent), then groups."""
   df = df.copy()

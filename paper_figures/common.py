@@ -17,7 +17,7 @@ from typing import Any, Callable
 import pandas as pd
 from absl import app, flags
 
-from analysis import cli, figure_data, importers, report
+from analysis import cli, figure_data, importers
 
 Figure = Callable[[figure_data.Context, str], "pd.DataFrame | None"]  # noqa: F821
 
@@ -127,7 +127,7 @@ def load_runs(f: Any, read_imported: bool = True) -> Runs:
     for p in ctx.results.problems:
       print(f"skipped: {p}", file=sys.stderr)
     if ctx.trials.empty:
-      raise ScriptError(report.no_records(f.results_dir, ctx.results.problems))
+      raise ScriptError(figure_data.no_records(f.results_dir, ctx.results.problems))
     return Runs("store", f.results_dir, ctx.trials, ctx.curves, ctx)
   if f.deepobs_csv:
     if not os.path.isfile(f.deepobs_csv):

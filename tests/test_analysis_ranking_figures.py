@@ -11,7 +11,7 @@ import types
 
 import pytest
 
-from analysis import importers, report
+from analysis import figure_data, importers, report
 from analysis.algoperf import logs as algoperf_logs
 from conftest import ROOT
 from paper_figures import common
@@ -74,9 +74,9 @@ def test_report_sections_not_applicable(tmp_path):
   text = open(report.write_report(store, tmp_path / "out", n_boot=20)).read()
   assert _section(text, "Rankings by steps vs by wall-clock") == (
       "not applicable: the trial records have no steps_per_sec")
-  ctx = report.context(str(store), str(tmp_path / "out"))
-  with pytest.raises(report.NotApplicable, match="the curves record no wall_time"):
-    report.clock_ranking(ctx, clock="wall_time")
+  ctx = figure_data.context(str(store), str(tmp_path / "out"))
+  with pytest.raises(figure_data.NotApplicable, match="the curves record no wall_time"):
+    figure_data.clock_ranking(ctx, clock="wall_time")
   for rec in store.glob("p-sgd/t*/record.json"):
     rec.unlink()
   text = open(report.write_report(store, tmp_path / "out2", n_boot=20)).read()

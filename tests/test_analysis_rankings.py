@@ -87,12 +87,13 @@ def test_inclusion_check_names_and_noise():
 
 def test_ranking_plot_names_violations_under_their_own_panel(tmp_path, monkeypatch):
   from analysis import plots
+  from analysis.plots import base
   wide = _trials({"sgd": _spread(0.10), "momentum": _spread(0.20), "adam": _spread(0.05)})
   narrow = _trials({"sgd": _spread(0.10), "momentum": _spread(0.09)}, protocol="narrow")
   scores = analysis.optimizer_scores(pd.concat([wide, narrow]))
   figs = []
-  save = plots._save
-  monkeypatch.setattr(plots, "_save", lambda fig, path, **kw: figs.append(fig) or save(fig, path, **kw))
+  save = base.save_png
+  monkeypatch.setattr(base, "save_png", lambda fig, path, **kw: figs.append(fig) or save(fig, path, **kw))
   plots.ranking_plot(scores, tmp_path / "r.png",
                      inclusion=analysis.inclusion_check(scores, all_pairs=True))
   labels = {ax.get_title(): ax.get_xlabel() for ax in figs[0].axes if ax.get_title()}
