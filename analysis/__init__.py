@@ -10,6 +10,16 @@ functions of the same name are `analysis.steps_to_result.steps_to_result` and
 `analysis.best_of_k.best_of_k`. Everything is imported on first use, so that
 `analysis.record` (the trial-record format, which the training side writes)
 costs no pandas or scipy import.
+
+Layers, each importing only those before it (tests/test_layering.py):
+  leaves      record (the trial-record format, stdlib only), schema, bounds,
+              interrupts, cli
+  tables      results (analysis.load), profiles
+  estimates   steps_to_result, best_of_k, rankings, playbook, budget_rankings,
+              clock_rankings
+  sources     algoperf/ (its own order in its docstring), importers
+  figures     figure_data (the tables every figure and report draws), plots/
+  reports     report_sections, html_report < report; calibration beside them
 """
 from __future__ import annotations
 

@@ -81,3 +81,19 @@ def goal_step(curve: Sequence[Mapping[str, Any]], metric: str, threshold: float)
     if v is not None and math.isfinite(v) and v < threshold:
       return int(row["step"])
   return None
+
+
+def objective_value(rec: Mapping[str, Any], objective: Mapping[str, Any]) -> float | None:
+  """The protocol's objective for one record (lower is better); None if failed/diverged.
+
+  The selection rule of a study (its rerun point, the Bayesian sampler's history):
+  objective is study.json's protocol["objective"]. Analysis scores trials by
+  best/val/<goal metric> instead (analysis.playbook.default_score), which is also
+  defined where a steps_to_goal objective is +inf (the goal never reached)."""
+  if rec.get("status") != "ok":
+    return None
+  if objective["name"] == "steps_to_goal":
+    return float(rec["goal_step"]) if rec.get("goal_step") is not None else math.inf
+  best = rec.get("best") or {}
+  v = best.get(f"val/{objective['metric']}")
+  return None if v is None else float(v)

@@ -6,7 +6,6 @@ study folder without running a trial twice.
 """
 from __future__ import annotations
 
-import math
 import re
 import time
 from typing import Any, Callable, Mapping, Sequence
@@ -15,6 +14,7 @@ from etils import epath
 
 import protocols
 from analysis import interrupts
+from analysis.record import objective_value
 from bench import loop, packing, store, trial
 from bench.progress import budget_trials, format_duration
 from bench.study import Study, trial_folder, trial_specs
@@ -23,17 +23,6 @@ from bench.study import Study, trial_folder, trial_specs
 def new_counts() -> dict[str, int]:
   """What a runner did with the trials it looked at: ran, already done, running elsewhere."""
   return {"ran": 0, "skipped": 0, "busy": 0}
-
-
-def objective_value(rec: Mapping[str, Any], objective: Mapping[str, Any]) -> float | None:
-  """The protocol's objective for one record (lower is better); None if failed/diverged."""
-  if rec.get("status") != "ok":
-    return None
-  if objective["name"] == "steps_to_goal":
-    return float(rec["goal_step"]) if rec.get("goal_step") is not None else math.inf
-  best = rec.get("best") or {}
-  v = best.get(f"val/{objective['metric']}")
-  return None if v is None else float(v)
 
 
 class StudyRunner:

@@ -24,11 +24,7 @@ Figure = Callable[[figure_data.Context, str], "pd.DataFrame | None"]  # noqa: F8
 
 def run(make: Figure, doc: str) -> None:
   """Define the flags, then call make(ctx, out_path) under absl."""
-  flags.DEFINE_string("results_dir", None, "Results directory (bench output or imported runs).")
-  flags.DEFINE_string("out", None, "PNG file to write (its folder is created).")
-  flags.DEFINE_integer("n_boot", 1000, "Bootstrap replicates behind the rank bands across "
-                       "training budgets (every other bound is exact, from order statistics).")
-  flags.DEFINE_integer("seed", 0, "Seed of the bootstrap resampling.")
+  _define_common_flags("Results directory (bench output or imported runs).")
   flags.mark_flags_as_required(["results_dir", "out"])
 
   def main(argv):
@@ -81,9 +77,18 @@ class ScriptError(ValueError):
   """Bad input: one `error: ...` line, exit 1."""
 
 
+def _define_common_flags(results_dir_help: str) -> None:
+  """The flags of every figure script: where from, where to, the resampling."""
+  flags.DEFINE_string("results_dir", None, results_dir_help)
+  flags.DEFINE_string("out", None, "PNG file to write (its folder is created).")
+  flags.DEFINE_integer("n_boot", 1000, "Bootstrap replicates behind the rank bands across "
+                       "training budgets (every other bound is exact, from order statistics).")
+  flags.DEFINE_integer("seed", 0, "Seed of the bootstrap resampling.")
+
+
 def _define_source_flags() -> None:
-  flags.DEFINE_string("results_dir", None, "Results directory (bench output); or give "
-                      "--deepobs_csv or --algoperf_logs instead.")
+  _define_common_flags("Results directory (bench output); or give --deepobs_csv or "
+                       "--algoperf_logs instead.")
   flags.DEFINE_string("deepobs_csv", None, "Instead of --results_dir: the DeepOBS baseline "
                       f"runs table ({os.path.basename(importers.DEEPOBS_CSV)}).")
   flags.DEFINE_integer("deepobs_grid_seed", 42, "DeepOBS runs kept: this seed's learning-rate "
@@ -98,11 +103,7 @@ def _define_source_flags() -> None:
                       "(external_tuning or self_tuning).")
   flags.DEFINE_list("exclude", [], "AlgoPerf submissions to leave out before scoring "
                     "(comma-separated; --algoperf_logs only).")
-  flags.DEFINE_string("out", None, "PNG file to write (its folder is created).")
   flags.DEFINE_string("csv", None, "Also write the full table behind the figure to this CSV.")
-  flags.DEFINE_integer("n_boot", 1000, "Bootstrap replicates behind the rank bands across "
-                       "training budgets (every other bound is exact, from order statistics).")
-  flags.DEFINE_integer("seed", 0, "Seed of the bootstrap resampling.")
 
 
 def _no_warnings(record: logging.LogRecord) -> bool:

@@ -103,3 +103,24 @@ def test_bench_layers_import_nothing_after_them(level):
     assert not {"bench.recipe"} & imported_after("import bench.runner")
     assert not {"bench.runner"} & imported_after("import bench.recipe")
   assert not mods & later, mods & later
+
+
+# analysis's layer order (analysis/__init__.py): each imports nothing of the layers after it.
+ANALYSIS_LAYERS = (
+    ("analysis.record", "analysis.schema", "analysis.bounds"),
+    ("analysis.results", "analysis.profiles"),
+    ("analysis.steps_to_result", "analysis.best_of_k", "analysis.rankings", "analysis.playbook",
+     "analysis.budget_rankings", "analysis.clock_rankings"),
+    ("analysis.algoperf", "analysis.importers"),
+    ("analysis.figure_data", "analysis.plots"),
+    ("analysis.report_sections", "analysis.html_report", "analysis.report"),
+)
+
+
+@pytest.mark.parametrize("level", range(len(ANALYSIS_LAYERS) - 1))
+def test_analysis_layers_import_nothing_after_them(level):
+  mods = imported_after(f"import {', '.join(ANALYSIS_LAYERS[level])}")
+  later = {m for layer in ANALYSIS_LAYERS[level + 1:] for m in layer}
+  assert not mods & later, mods & later
+  if level == 4:  # the figure data draws nothing; the figures read no report
+    assert "analysis.plots" not in imported_after("import analysis.figure_data")

@@ -30,13 +30,11 @@ class DataError(ValueError):
 class Goal:
   """A target on a validation metric: reached when `val/<metric> < threshold`.
 
-  Strict inequality, as in Shallue et al.'s steps-to-result rule.
+  Strict inequality, as in Shallue et al.'s steps-to-result rule; the one place
+  that applies it to a curve is analysis.record.goal_step.
   """
   metric: str
   threshold: float
-
-  def reached(self, value: float) -> bool:
-    return bool(np.isfinite(value) and value < self.threshold)
 
   def __str__(self) -> str:
     return f"val/{self.metric} < {self.threshold:g}"
