@@ -3,8 +3,9 @@ results store and the command-line entry points (`python -m bench.run`,
 `bench.train`, `bench.status`, `bench.perf`).
 
 Layers, each importing only those before it (tests/test_layering.py):
-  leaves      settings, schedules, optimizers (+ preconditioners), store, userfiles,
-              progress: no other part of the project (protocols may use the first four)
+  leaves      settings, schedules, optimizers (+ optimizer_rules, preconditioners),
+              store, userfiles, progress: no other part of the project (protocols
+              may use the first four)
   one trial   program, loop, checkpoint, events, data, parallel, trial, packing
   a study     study (identity, ids, seeds, the trials its points become)
               recipe (recipe files, paths, the --config flag) | runner (locks, progress)

@@ -320,7 +320,7 @@ def _optimizer_names() -> list[str]:
   from bench import optimizers
   names = list(optimizers.REGISTRY) if _OPTIMIZERS.value == ["all"] else _OPTIMIZERS.value
   for n in names:
-    optimizers.spec(n)  # unknown names: one line
+    optimizers.entry(n)  # unknown names: one line
   return ["sgd"] + [n for n in names if n != "sgd"]
 
 

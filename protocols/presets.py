@@ -135,20 +135,21 @@ def _choi_space(optimizer: str, depth: int, epsilon_range: tuple[float, float]
   else:
     lr = (1e-5, 100.0) if depth == 2 else (1e-5, 1.0)
   space = {"optimizer": ss.fixed(optimizer), "learning_rate": ss.log(*lr)}
+  defaults = optimizers.entry(optimizer).defaults  # below its level: the rule's default
 
-  def tuned(level, spec, default):
-    return spec if depth >= level else ss.fixed(default)
+  def tuned(level, name, param):
+    space[name] = param if depth >= level else ss.fixed(defaults[name])
 
   if optimizer in ("momentum", "nesterov"):
-    space["momentum"] = tuned(1, ss.log1m(0.0, 0.999), 0.9)
+    tuned(1, "momentum", ss.log1m(0.0, 0.999))
   if optimizer == "rmsprop":
-    space["momentum"] = tuned(1, ss.log1m(0.0, 0.999), 0.0)
-    space["rho"] = tuned(2, ss.log1m(0.0, 0.9999), 0.9)
-    space["epsilon"] = tuned(2, ss.log(*epsilon_range), 1e-10)
+    tuned(1, "momentum", ss.log1m(0.0, 0.999))
+    tuned(2, "rho", ss.log1m(0.0, 0.9999))
+    tuned(2, "epsilon", ss.log(*epsilon_range))
   if optimizer in ("adam", "nadam"):
-    space["beta1"] = tuned(1, ss.log1m(0.0, 0.999), 0.9)
-    space["beta2"] = tuned(2, ss.log1m(0.0, 0.9999), 0.999)
-    space["epsilon"] = tuned(2, ss.log(*epsilon_range), 1e-8)
+    tuned(1, "beta1", ss.log1m(0.0, 0.999))
+    tuned(2, "beta2", ss.log1m(0.0, 0.9999))
+    tuned(2, "epsilon", ss.log(*epsilon_range))
   return _with_schedule(space, decay=depth == 2)
 
 
@@ -336,13 +337,13 @@ def _more_entries(optimizer: str, epsilon_range: tuple[float, float]
 
 def _modern_space(optimizer: str, depth: int, epsilon_range: tuple[float, float]
                   ) -> dict[str, Any]:
-  defaults = optimizers.spec(optimizer).defaults
+  defaults = optimizers.entry(optimizer).defaults
   lrs, entries = _modern_entries(optimizer, epsilon_range)
   space = {"optimizer": ss.fixed(optimizer),
            "learning_rate": ss.log(*(lrs[1] if depth == 2 else lrs[0]))}
   for name, (level, spec) in entries.items():
     space[name] = spec if depth >= level else ss.fixed(defaults[name])
-  return _with_schedule(space, decay=depth == 2 and not optimizers.spec(optimizer).schedule_free)
+  return _with_schedule(space, decay=depth == 2 and not optimizers.entry(optimizer).schedule_free)
 
 
 def choi_lr(optimizer: str = "adam", **kwargs: Any) -> ml_collections.ConfigDict:

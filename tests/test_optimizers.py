@@ -223,7 +223,7 @@ def test_hyperparameter_values_are_inputs_not_constants(name, schedule):
     hp = {**schedule, "learning_rate": 0.01 * scale}
     if "decay_steps_fraction" in hp:
       hp["decay_steps_fraction"] *= scale
-    if "warmup_steps" in hp and "warmup_steps" not in optimizers.spec(name).static_hparams:
+    if "warmup_steps" in hp and "warmup_steps" not in optimizers.entry(name).static_hparams:
       hp["warmup_steps"] = int(hp["warmup_steps"] / scale)
     make, values = optimizers.factory(name, hp, train_steps=10)
     assert "schedule" not in values

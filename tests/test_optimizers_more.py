@@ -84,7 +84,7 @@ def test_every_rule_is_registered_and_has_a_case():
   assert set(MORE) <= set(optimizers.REGISTRY)
   assert set(CASES) == set(MORE)
   for name in MORE:
-    assert set(CASES[name]) == set(optimizers.spec(name).defaults), name
+    assert set(CASES[name]) == set(optimizers.entry(name).defaults), name
 
 
 @pytest.mark.parametrize("name", MORE)
@@ -166,7 +166,7 @@ def test_choi_levels_are_nested_and_their_points_resolve(name):
   # initial estimate (which it grows from; prodigy's estim_lr0 is not searched either).
   guards = {"cocob": {"epsilon"}, "dog": {"epsilon"}, "fromage": {"min_norm"},
             "dadapt_adamw": {"estim_lr0"}}
-  for k in optimizers.spec(name).defaults:
+  for k in optimizers.entry(name).defaults:
     assert (k in spaces[2] and spaces[2][k]["kind"] != "fixed") or \
         k in guards.get(name, ()), (name, k)
   for level in presets.CHOI_LEVELS:
@@ -216,7 +216,7 @@ def check_trained(out, proc_out, name):
   assert f"EXIT {name} 0" in stdout, stdout[-3000:]
   rec = json.loads((out / name / "record.json").read_text())
   assert rec["optimizer"] == name and rec["status"] == "ok", rec["status_reason"]
-  assert rec["hparams"] == dict(optimizers.spec(name).defaults)
+  assert rec["hparams"] == dict(optimizers.entry(name).defaults)
   losses = [row["val/loss"] for row in rec["curve"]]
   assert [row["step"] for row in rec["curve"]] == [20, 40, 60]
   assert np.all(np.isfinite(losses)) and losses[-1] < losses[0], (name, losses)

@@ -110,7 +110,7 @@ def test_every_new_optimizer_is_registered_and_has_a_case():
   assert set(NEW) <= set(optimizers.REGISTRY)
   assert set(CASES) == set(NEW)
   for name in NEW:
-    assert set(CASES[name]) == set(optimizers.spec(name).defaults), name
+    assert set(CASES[name]) == set(optimizers.entry(name).defaults), name
 
 
 @pytest.mark.parametrize("name", NEW)
@@ -319,7 +319,7 @@ def test_harness_pack_lanes_equal_solo_trials(name="muon"):
   """The same through the harness (bench.trial.run_pack) for Muon, which treats leaves
   by shape, on mnist1d_mlp's flax tree."""
   from bench import trial
-  lr = optimizers.spec(name).defaults["learning_rate"]
+  lr = optimizers.entry(name).defaults["learning_rate"]
   prepared = [trial.prepare(trial.spec(
       "mnist1d_mlp", name, {"learning_rate": lr * f, "schedule": "cosine", "warmup_steps": 3},
       seed=i, batch_size=32, train_steps=12, eval_every=12, eval_test=False))
@@ -482,7 +482,7 @@ def test_bench_train_runs(trained, name):
   assert f"EXIT {name} 0" in stdout, stdout[-3000:]
   rec = json.loads((out / name / "record.json").read_text())
   assert rec["optimizer"] == name and rec["status"] == "ok", rec["status_reason"]
-  assert rec["hparams"] == {**optimizers.spec(name).defaults, "learning_rate": TRAIN_LR[name]}
+  assert rec["hparams"] == {**optimizers.entry(name).defaults, "learning_rate": TRAIN_LR[name]}
   row = rec["curve"][-1]
   assert row["step"] == 20 and np.isfinite(row["val/loss"]) and np.isfinite(row["train/loss"])
 

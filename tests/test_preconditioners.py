@@ -180,7 +180,7 @@ def test_shampoo_is_its_numpy_transcription(graft, frequency):
   name = "shampoo" if graft == "adam" else "shampoo_sgd"
   ref = shampoo_np(h, graft)
   _close(run_jax(name, {k: v for k, v in h.items()
-                        if k in optimizers.spec(name).defaults}), ref)
+                        if k in optimizers.entry(name).defaults}), ref)
   assert not np.allclose(ref["w"], PARAMS["w"], atol=1e-3)
 
 

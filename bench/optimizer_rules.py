@@ -1,0 +1,313 @@
+"""The update rules behind bench.optimizers' names, built from optax, following the
+Tuning Playbook FAQ's update rules. Each `make(lr, h)` builds one from the
+learning-rate schedule and its hyperparameters h (defaults filled in by the
+registry, bench.optimizers: the one place they are written).
+
+  sgd        theta -= lr_t * g
+  momentum   v = gamma v + g;              theta -= lr_t * v            (lr outside the buffer)
+  nesterov   v = gamma v + g;              theta -= lr_t * (gamma v + g)
+  rmsprop    v0 = 1; v = rho v + (1-rho) g^2; m = gamma m + lr_t g / sqrt(v + eps); theta -= m
+             (eps inside the sqrt, lr inside the momentum buffer)
+  adam       m, v as usual; b_t = sqrt(1-beta2^t)/(1-beta1^t);
+             theta -= lr_t * m / (sqrt(v) + eps) * b_t   (eps on the uncorrected sqrt(v))
+  nadam      as adam with numerator beta1 m + (1-beta1) g
+  adamw, nadamw   add decoupled weight decay: theta -= lr_t * weight_decay * theta
+  lamb, lars, schedule_free_adamw   optax's implementations (large-batch / recent methods)
+
+Recent rules, each optax's (optax.contrib where marked), with lr_t the schedule:
+  lion       c = beta1 m + (1-beta1) g; m = beta2 m + (1-beta2) g;
+             theta -= lr_t * (sign(c) + weight_decay * theta)           (Chen et al. 2023)
+  signum     m = momentum m + (1-momentum) g;  theta -= lr_t * sign(m)  (Bernstein et al. 2018)
+  adopt      v = beta2 v + (1-beta2) g^2 after normalising by the previous v (the first
+             step only sets v); m = beta1 m + (1-beta1) clip(g / max(sqrt(v_prev), eps),
+             (t-1)^0.25); theta -= lr_t * m                  (contrib; Taniguchi et al. 2024)
+  ademamix   fast m1 (beta1) and slow m2 (beta3, not bias-corrected) EMAs, v (beta2);
+             theta -= lr_t * ((m1_hat + alpha m2) / (sqrt(v_hat) + eps) + weight_decay theta)
+             (contrib; Pagliardini et al. 2024; alpha and beta3 constant, no warmup
+             schedulers for them)
+  muon       2-D params (Dense kernels, but also token and position embeddings):
+             m = momentum m + (1-momentum) g (Nesterov, bias-corrected),
+             O = Newton-Schulz-5(m) ~ U V^T, theta -= lr_t * (sqrt(max(1, fan_out/fan_in)) O
+             + weight_decay theta); every other param (biases, norms' scales, 4-D conv and
+             3-D/4-D attention kernels): NAdamW(beta1, beta2, epsilon, weight_decay) at the
+             same lr_t                                   (contrib; Jordan et al. 2024)
+  prodigy    m, v EMAs (beta1, beta2) of d g and (d g)^2, d >= estim_lr0 estimated from
+             <g, theta_0 - theta> (D-adaptation); b_t = sqrt(1-beta2^t)/(1-beta1^t);
+             theta -= lr_t d b_t (m / (sqrt(v) + d eps) + weight_decay theta);
+             learning_rate is a multiplier of d (default 1.0)
+             (contrib; Mishchenko & Defazio 2024)
+  schedule_free_sgd   y = (1-momentum) z + momentum x (params hold y);
+             z -= lr (g(y) + weight_decay y); x = (1-c_t) x + c_t z, c_t = lr^2 / sum lr^2;
+             evaluated at x; lr constant after warmup_steps (contrib; Defazio et al. 2024)
+  adafactor  second moments factored into row and column EMAs for params whose two
+             largest dims are both >= 128 (full v otherwise), beta2_t = 1 - t^-decay_rate;
+             u = clip_rms(g / sqrt(v + eps), 1); theta -= EMA_beta1(lr_t max(1e-3, RMS(theta)) u)
+             (relative step: the paper's 1/sqrt(t) part is the schedule's to give; lr
+             inside the momentum buffer; beta1 = 0 is no momentum) (Shazeer & Stern 2018)
+  radam      m, v as optax.adam (eps on the corrected sqrt(v_hat)), step scaled by the
+             rectification r_t, and momentum SGD (m_hat alone) while rho_t < 5
+             (Liu et al. 2020)
+
+More optax / optax.contrib rules that train from scratch, each optax's own (their
+papers and search-space ranges cited in protocols/presets.py, _more_entries):
+  adan (Xie et al. 2022), cocob (Orabona & Tommasi 2017), dadapt_adamw (Defazio &
+  Mishchenko 2023), dog (Ivgi et al. 2023), dowg (Khaled et al. 2023), madgrad (Defazio &
+  Jelassi 2021), sign_sgd (Bernstein et al. 2018), acprop (Zhuang et al. 2021), adabelief
+  (Zhuang et al. 2020), yogi (Zaheer et al. 2018), amsgrad (Reddi et al. 2018), adamax
+  (Kingma & Ba 2015), novograd (Ginsburg et al. 2019), adagrad (Duchi et al. 2011),
+  adadelta (Zeiler 2012), fromage (Bernstein et al. 2020). For cocob, dadapt_adamw, dog,
+  dowg and adadelta the learning rate is a multiplier of the step they estimate (1.0).
+  Left out: sm3 (takes no schedule), rprop and lbfgs (full-batch methods), noisy_sgd
+  (its own random key), optimistic_gradient_descent (for games), mechanize and sam
+  (wrappers of another rule), galore (low-rank projection for LLM memory).
+
+Not here: sophia (optax.contrib.sophia's update needs `obj_fn`, the loss as a function
+of the parameters, for a Hessian-vector product: the train step passes only grads, and
+forward-mode through the CPU convolution's custom VJP fails) and PSGD's kron (psgd-jax
+0.2.9 imports optax._src.clipping, gone from optax 0.2.8, and chex, undeclared).
+
+Every optimizer also takes the schedule hyperparameters of bench.schedules.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+import optax.contrib
+
+from bench import preconditioners
+
+
+class PlaybookAdamState(NamedTuple):
+  count: jax.Array
+  mu: Any
+  nu: Any
+
+
+def scale_by_playbook_adam(b1: Any, b2: Any, eps: Any, nesterov: bool = False
+                           ) -> optax.GradientTransformation:
+  """Adam / NAdam direction in the playbook's form: eps is added to the
+  *uncorrected* sqrt(v) and the bias correction multiplies the whole step.
+  (optax.scale_by_adam adds eps to the corrected sqrt(v_hat), a different rule.)"""
+
+  def init(params):
+    # Two separate trees: the train loop donates buffers, so mu and nu must not alias.
+    return PlaybookAdamState(jnp.zeros([], jnp.int32), jax.tree.map(jnp.zeros_like, params),
+                             jax.tree.map(jnp.zeros_like, params))
+
+  def update(updates, state, params=None):
+    del params
+    mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, updates)
+    nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.nu, updates)
+    count = optax.safe_int32_increment(state.count)
+    t = count.astype(jnp.float32)
+    correction = jnp.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+    if nesterov:
+      numer = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, mu, updates)
+    else:
+      numer = mu
+    out = jax.tree.map(lambda n, v: correction * n / (jnp.sqrt(v) + eps), numer, nu)
+    return out, PlaybookAdamState(count, mu, nu)
+
+  return optax.GradientTransformation(init, update)
+
+
+def sgd(lr, h):
+  return optax.scale_by_learning_rate(lr)
+
+
+def heavy_ball(nesterov):
+  def make(lr, h):
+    return optax.chain(optax.trace(decay=h["momentum"], nesterov=nesterov),
+                       optax.scale_by_learning_rate(lr))
+  return make
+
+
+def rmsprop(lr, h):
+  return optax.chain(
+      optax.scale_by_rms(decay=h["rho"], eps=h["epsilon"], initial_scale=1.0, eps_in_sqrt=True),
+      optax.scale_by_learning_rate(lr),
+      optax.trace(decay=h["momentum"]))
+
+
+def adam(nesterov, decoupled):
+  def make(lr, h):
+    parts = [scale_by_playbook_adam(h["beta1"], h["beta2"], h["epsilon"], nesterov)]
+    if decoupled:
+      parts.append(optax.add_decayed_weights(h["weight_decay"]))
+    parts.append(optax.scale_by_learning_rate(lr))
+    return optax.chain(*parts)
+  return make
+
+
+def lamb(lr, h):
+  return optax.lamb(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"],
+                    weight_decay=h["weight_decay"])
+
+
+def lars(lr, h):
+  return optax.lars(lr, weight_decay=h["weight_decay"], momentum=h["momentum"],
+                    trust_coefficient=h["trust_coefficient"], nesterov=False)
+
+
+def schedule_free_adamw(lr, h):
+  # Schedule-free methods replace the decay schedule; warmup_steps is theirs.
+  return optax.contrib.schedule_free_adamw(
+      learning_rate=h["learning_rate"], warmup_steps=int(h.get("warmup_steps") or 0) or None,
+      b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"], weight_decay=h["weight_decay"])
+
+
+def lion(lr, h):
+  return optax.lion(lr, b1=h["beta1"], b2=h["beta2"], weight_decay=h["weight_decay"])
+
+
+def signum(lr, h):
+  return optax.signum(lr, beta=h["momentum"])
+
+
+def adopt(lr, h):
+  return optax.contrib.adopt(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"])
+
+
+def ademamix(lr, h):
+  # Constant alpha and beta3: the paper's warmup schedulers for them (over the whole
+  # run) are not used, as optax's defaults do not use them either.
+  return optax.contrib.ademamix(lr, b1=h["beta1"], b2=h["beta2"], b3=h["beta3"],
+                                alpha=h["alpha"], eps=h["epsilon"],
+                                weight_decay=h["weight_decay"])
+
+
+def muon(lr, h):
+  # optax's split: Newton-Schulz on every leaf with ndim == 2 (x @ W kernels, reduction
+  # axis 0, output axis 1), its NAdamW on every other leaf. In this harness's flax trees
+  # that puts Dense kernels and also embedding tables (token, position) under Muon, and
+  # biases, norm scales, 4-D conv kernels (HWIO) and the LM's 3-D/4-D attention kernels
+  # under AdamW. weight_decay applies to both parts (optax's adam part defaults to none).
+  return optax.contrib.muon(lr, beta=h["momentum"], eps=h["epsilon"],
+                            weight_decay=h["weight_decay"], adam_b1=h["beta1"],
+                            adam_b2=h["beta2"], adam_weight_decay=h["weight_decay"])
+
+
+def prodigy(lr, h):
+  return optax.contrib.prodigy(lr, betas=(h["beta1"], h["beta2"]), eps=h["epsilon"],
+                               estim_lr0=h["estim_lr0"], weight_decay=h["weight_decay"])
+
+
+def schedule_free_sgd(lr, h):
+  # As schedule_free_adamw: the schedule-free average replaces the decay schedule.
+  return optax.contrib.schedule_free_sgd(
+      learning_rate=h["learning_rate"], warmup_steps=int(h.get("warmup_steps") or 0) or None,
+      b1=h["momentum"], weight_decay=h["weight_decay"])
+
+
+def adafactor(lr, h):
+  # momentum=beta1 always (an EMA with decay 0 is the identity: beta1 = 0 is the paper's
+  # no-momentum rule), so beta1 stays a value of the program.
+  return optax.adafactor(lr, decay_rate=h["decay_rate"], momentum=h["beta1"],
+                         eps=h["epsilon"])
+
+
+def radam(lr, h):
+  return optax.radam(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"])
+
+
+# ----- more of optax / optax.contrib (module docstring, "More optax rules") -----
+
+def adan(lr, h):
+  return optax.adan(lr, b1=h["beta1"], b2=h["beta2"], b3=h["beta3"], eps=h["epsilon"],
+                    weight_decay=h["weight_decay"])
+
+
+def cocob(lr, h):
+  return optax.contrib.cocob(lr, alpha=h["alpha"], eps=h["epsilon"],
+                             weight_decay=h["weight_decay"])
+
+
+def dadapt_adamw(lr, h):
+  return optax.contrib.dadapt_adamw(lr, betas=(h["beta1"], h["beta2"]), eps=h["epsilon"],
+                                    estim_lr0=h["estim_lr0"], weight_decay=h["weight_decay"])
+
+
+def dog(lr, h):
+  # ('heuristic', reps_rel): the first step's distance r_eps = reps_rel (1 + |x_0|).
+  return optax.contrib.dog(lr, init_step=("heuristic", h["reps_rel"]), eps=h["epsilon"],
+                           weight_decay=h["weight_decay"])
+
+
+def dowg(lr, h):
+  # optax's default: the initial squared-distance estimate is epsilon.
+  return optax.contrib.dowg(lr, eps=h["epsilon"], weight_decay=h["weight_decay"])
+
+
+def madgrad(lr, h):
+  return optax.contrib.madgrad(lr, momentum=h["momentum"], eps=h["epsilon"],
+                               weight_decay=h["weight_decay"])
+
+
+def sign_sgd(lr, h):
+  return optax.sign_sgd(lr)
+
+
+def acprop(lr, h):
+  return optax.contrib.acprop(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"],
+                              eps_root=h["epsilon"], weight_decay=h["weight_decay"])
+
+
+def adabelief(lr, h):
+  return optax.adabelief(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"],
+                         eps_root=h["epsilon"])
+
+
+def yogi(lr, h):
+  return optax.yogi(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"])
+
+
+def amsgrad(lr, h):
+  return optax.amsgrad(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"])
+
+
+def adamax(lr, h):
+  return optax.adamax(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"])
+
+
+def novograd(lr, h):
+  return optax.novograd(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"],
+                        weight_decay=h["weight_decay"])
+
+
+def adagrad(lr, h):
+  return optax.adagrad(lr, initial_accumulator_value=h["initial_accumulator"],
+                       eps=h["epsilon"])
+
+
+def adadelta(lr, h):
+  return optax.adadelta(lr, rho=h["rho"], eps=h["epsilon"], weight_decay=h["weight_decay"])
+
+
+def fromage(lr, h):
+  return optax.fromage(lr, min_norm=h["min_norm"])
+
+
+# ----- Shampoo and SOAP (bench/preconditioners.py, written from their papers) -----
+
+def shampoo(graft):
+  def make(lr, h):
+    return optax.chain(
+        preconditioners.scale_by_shampoo(
+            h["beta1"], h["beta2"], h.get("epsilon", 0.0), h["matrix_epsilon"],
+            h["exponent_multiplier"], block_size=int(h["block_size"]),
+            precondition_frequency=int(h["precondition_frequency"]), graft=graft),
+        optax.add_decayed_weights(h["weight_decay"]),
+        optax.scale_by_learning_rate(lr))
+  return make
+
+
+def soap(lr, h):
+  return optax.chain(
+      preconditioners.scale_by_soap(h["beta1"], h["beta2"], h["epsilon"],
+                                    block_size=int(h["block_size"]),
+                                    precondition_frequency=int(h["precondition_frequency"])),
+      optax.add_decayed_weights(h["weight_decay"]),
+      optax.scale_by_learning_rate(lr))
