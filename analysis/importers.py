@@ -9,15 +9,7 @@
   trial_id/measurements.csv}`. Metric names are kept (val/classification_error,
   val/cross_entropy_error, ...). COMPLETE -> ok, INFEASIBLE -> diverged,
   INCOMPLETE -> failed, so steps_to_result reproduces their rule by default.
-* algoperf: AlgoPerf trial logs `.../<workload>_<framework>/trial_N/
-  eval_measurements.csv` (found and read by analysis.algoperf.logs; scored the
-  official way by analysis.algoperf). validation/ -> val/; higher-is-better
-  metrics become lower-is-better (accuracy -> error = 1 - accuracy, others ->
-  neg_<m> = -m); wall_time is accumulated_submission_time (the time AlgoPerf
-  scores). AlgoPerf counts a target as reached at equality: use strict=False
-  with its goals.
-
-Each returns analysis.results.Results; files that cannot be read are reported in
+Each returns analysis.results.Results (AlgoPerf logs: analysis.algoperf.results); files that cannot be read are reported in
 `problems` and skipped.
 """
 from __future__ import annotations
@@ -32,8 +24,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import schema
-from analysis.algoperf import logs as algoperf_logs
-from analysis.results import Results
+from analysis.results import Results, from_tables
 from analysis.steps_to_result import goal_times
 
 log = logging.getLogger(__name__)
@@ -47,15 +38,6 @@ _DEEPOBS_COLUMNS = ("testproblem", "optimizer", "learning_rate", "batch_size", "
                     "random_seed", "epoch", "train_loss", "test_loss", "train_accuracy",
                     "test_accuracy")
 _DEEPOBS_HPARAMS = ("learning_rate", "momentum", "beta1", "beta2", "epsilon")
-
-
-def _results(trials: pd.DataFrame, curves: pd.DataFrame, problems: list[str]) -> Results:
-  trials = schema.conform_trials(trials)
-  curves = schema.conform_curves(curves) if not curves.empty else schema.empty_curves()
-  summary = schema.summarize_curves(curves, trials.set_index("trial_id")["goal_metric"])
-  trials = trials.drop(columns=[c for c in summary.columns if c in trials.columns])
-  trials = schema.conform_trials(trials.join(summary, on="trial_id"))
-  return Results(trials, curves, problems)
 
 
 def _reporter(problems: list[str]):
@@ -111,7 +93,7 @@ def deepobs(path: str | os.PathLike = DEEPOBS_CSV) -> Results:
   trials["sci/batch_size"] = trials["batch_size"]
   trials = trials.sort_values(["study_id", "seed", "hp/learning_rate"], kind="stable")
   trials["trial_index"] = trials.groupby("study_id").cumcount()
-  return _results(trials, curves, [])
+  return from_tables(trials, curves, [])
 
 
 def deepobs_baseline_table(runs: Results | None = None, *, path: str | os.PathLike = DEEPOBS_CSV,
@@ -259,118 +241,8 @@ def batch_science(root: str | os.PathLike, *,
     dirs[:] = []  # trial folders are not walked further
   trials = pd.DataFrame(trial_rows)
   curves = pd.concat(curve_frames, ignore_index=True) if curve_frames else pd.DataFrame()
-  results = _results(trials, curves, problems)
+  results = from_tables(trials, curves, problems)
   if not results.trials.empty:
     goal = goal_times(results.trials, results.curves)
     results.trials["goal_step"] = results.trials["trial_id"].map(goal).to_numpy(dtype=float)
   return results
-
-
-# -------------------------------------------------------------------- AlgoPerf
-
-_ALGOPERF_MAXIMIZED = ("accuracy", "mean_average_precision", "ssim", "bleu")
-_SPLIT = {"train": "train", "validation": "val", "test": "test"}
-_ALGOPERF_EXTRAS = ("total_duration", "accumulated_eval_time", "preemption_count")
-
-
-def _algoperf_metric(metric: str) -> tuple[str, Any]:
-  """Native metric name -> (lower-is-better name, value transform)."""
-  if metric == "accuracy":
-    return "error", lambda x: 1.0 - x
-  if metric in _ALGOPERF_MAXIMIZED:
-    return f"neg_{metric}", lambda x: -x
-  return metric, lambda x: x
-
-
-def algoperf(path: str | os.PathLike, *,
-             targets: Mapping[str, tuple[str, float]] | None = None) -> Results:
-  """AlgoPerf trial logs under `path` as trials and curves.
-
-  Layout `[<submission>/][study_<n>/]<workload>_<framework>/trial_<n>/
-  eval_measurements.csv` (optional `hparams.json` beside it becomes hp/); what
-  does not fit it (stray `study_<n>/trial_<n>/` folders, trial folders without a
-  log) is reported in `problems` and skipped (analysis.algoperf.logs).
-  `targets` maps a workload name (framework suffix dropped) to its validation
-  target in AlgoPerf's own terms, e.g. {'mnist': ('accuracy', 0.97)}; it is
-  stored converted ('error', 0.03) and goal_step / goal_time are computed with
-  AlgoPerf's non-strict rule. Extra columns: submission, study, framework,
-  goal_time (accumulated_submission_time at the target). To score a
-  leaderboard, use analysis.algoperf (the official rule and targets).
-  """
-  root = os.fspath(path)
-  logs = algoperf_logs.read(root)
-  problems = [os.path.join(root, p) for p in logs.problems]
-  if problems:
-    log.warning("skipped %d item(s) under %s (see Results.problems), e.g. %s", len(problems),
-                root, problems[0])
-  t = logs.trials
-  study_id = t["submission"] + "/" + t["study"] + "/" + t["workload"]
-  trial_id = study_id + "/" + t["trial"]
-  e = logs.evals
-  ids = e["log_id"].to_numpy()
-  curves = pd.DataFrame({
-      "trial_id": trial_id.to_numpy()[ids], "study_id": study_id.to_numpy()[ids],
-      "step": pd.to_numeric(e[algoperf_logs.STEP], errors="coerce").to_numpy(dtype=float),
-      "wall_time": (e["accumulated_submission_time"].to_numpy(dtype=float)
-                    if "accumulated_submission_time" in e else np.nan)})
-  for col in e.columns:
-    split, sep, metric = str(col).partition("/")
-    if sep and split in _SPLIT and metric != "num_examples":
-      name, fn = _algoperf_metric(metric)
-      curves[f"{_SPLIT[split]}/{name}"] = fn(e[col].to_numpy(dtype=float))
-    elif col in _ALGOPERF_EXTRAS:
-      curves[col] = e[col].to_numpy()
-  # A loss column counts for a trial only if its own log has it: logs of other workloads
-  # (other headers) leave it NaN, which is not divergence.
-  losses = [c for c in curves.columns if c.split("/", 1)[-1].endswith("loss")]
-  values = curves[losses].to_numpy(dtype=float)
-  logged = pd.DataFrame(~np.isnan(values)).groupby(ids).transform("any").to_numpy(dtype=bool)
-  bad = (logged & ~np.isfinite(values)).any(axis=1)
-  first_bad = pd.Series(curves["step"].to_numpy()[bad], index=ids[bad]).groupby(level=0).min()
-  diverged_step = t["log_id"].map(first_bad).astype(float)
-  diverged = diverged_step.notna().to_numpy()
-  goal_metric, threshold = pd.Series([None] * len(t), dtype=object), np.full(len(t), math.nan)
-  for name, (native, value) in (targets or {}).items():
-    metric, fn = _algoperf_metric(native.split("/")[-1])
-    rows = (t["workload"] == name).to_numpy()
-    goal_metric[rows] = metric
-    threshold[rows] = float(fn(float(value)))
-  steps = curves.groupby(ids, sort=False)["step"].max() if len(curves) else pd.Series(dtype=float)
-  trials = pd.DataFrame({
-      "trial_id": trial_id, "study_id": study_id, "experiment": "algoperf",
-      "protocol_name": t["submission"], "workload": t["workload"],
-      "submission": t["submission"], "study": t["study"], "framework": t["framework"],
-      "trial_index": t["trial_index"].astype(float),
-      "status": np.where(diverged, "diverged", "ok"),
-      "status_reason": np.where(diverged, "non-finite loss", ""),
-      "diverged_step": diverged_step.to_numpy(), "goal_metric": goal_metric.to_numpy(),
-      "goal_threshold": threshold, "train_steps": t["log_id"].map(steps).to_numpy(dtype=float),
-      "source": "algoperf", "path": t["path"]})
-  hparams = _algoperf_hparams(t["path"], problems)
-  if not hparams.empty:
-    trials = pd.concat([trials, hparams.set_index(trials.index)], axis=1)
-  results = _results(trials, curves, problems)
-  t = results.trials
-  if not t.empty:
-    steps = goal_times(t, results.curves, strict=False)
-    times = goal_times(t, results.curves, strict=False, time_col="wall_time")
-    t["goal_step"] = t["trial_id"].map(steps).to_numpy(dtype=float)
-    t["goal_time"] = t["trial_id"].map(times).to_numpy(dtype=float)
-  return results
-
-
-def _algoperf_hparams(paths: pd.Series, problems: list[str]) -> pd.DataFrame:
-  """hp/<name> columns from each trial's hparams.json (absent file: empty row)."""
-  rows = []
-  for csv in paths:
-    hp_path = os.path.join(os.path.dirname(csv), "hparams.json")
-    row: dict[str, Any] = {}
-    if os.path.isfile(hp_path):
-      try:
-        with open(hp_path, encoding="utf-8") as f:
-          row = {f"hp/{k}": v for k, v in json.load(f).items()}
-      except (OSError, ValueError, AttributeError):
-        problems.append(f"{hp_path}: unreadable hparams.json, hyperparameters left empty")
-        log.warning("skipped %s: unreadable hparams.json", hp_path)
-    rows.append(row)
-  return pd.DataFrame(rows, index=range(len(rows)))

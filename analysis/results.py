@@ -52,6 +52,17 @@ class Results:
     return iter((self.trials, self.curves))
 
 
+def from_tables(trials: pd.DataFrame, curves: pd.DataFrame, problems: list[str]) -> Results:
+  """Results from an importer's tables: conformed to the schema, best/ and goal
+  columns summarised from the curves (as analysis.load has them from records)."""
+  trials = schema.conform_trials(trials)
+  curves = schema.conform_curves(curves) if not curves.empty else schema.empty_curves()
+  summary = schema.summarize_curves(curves, trials.set_index("trial_id")["goal_metric"])
+  trials = trials.drop(columns=[c for c in summary.columns if c in trials.columns])
+  trials = schema.conform_trials(trials.join(summary, on="trial_id"))
+  return Results(trials, curves, problems)
+
+
 def load(results_dir: str | os.PathLike) -> Results:
   """All trials and curves under `results_dir`, skipping and reporting bad files."""
   root = os.fspath(results_dir)

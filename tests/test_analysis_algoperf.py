@@ -19,7 +19,7 @@ from analysis.algoperf import logs as algoperf_logs
 from analysis.algoperf import scoring as algoperf_score
 from analysis.algoperf import store as algoperf_store
 from analysis.algoperf import versions as algoperf_versions
-from analysis import importers
+from analysis.algoperf import results as algoperf_results
 from analysis.algoperf.versions import Target, Version
 from analysis.results import load
 
@@ -244,7 +244,7 @@ def test_stray_folders_and_bad_logs_are_reported_not_invented(tmp_path):
   # The good logs sharing the bad one's header are still read (file-by-file fallback).
   assert logs.evals.groupby("log_id").size().to_dict() == {0: 2, 1: 2}
   # The general importer reports the same and makes no phantom workloads.
-  res = importers.algoperf(tmp_path)
+  res = algoperf_results.load(tmp_path)
   assert set(res.trials["workload"]) == {"a"} and len(res.problems) == 5
   assert res.trials["hp/learning_rate"].notna().sum() == 2
 

@@ -10,6 +10,7 @@ import pytest
 
 import analysis
 from analysis import importers, schema
+from analysis.algoperf import results as algoperf_results
 from analysis.steps_to_result import steps_to_result
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -117,8 +118,8 @@ def test_batch_science_goal_override(batch_science):
 
 @pytest.fixture(scope="module")
 def algoperf():
-  return importers.algoperf(os.path.join(FIXTURES, "algoperf"),
-                            targets={"mnist": ("accuracy", 0.9)})
+  return algoperf_results.load(os.path.join(FIXTURES, "algoperf"),
+                               targets={"mnist": ("accuracy", 0.9)})
 
 
 def test_algoperf_tables(algoperf):
@@ -184,7 +185,7 @@ def test_algoperf_divergence_reads_only_each_trials_own_loss_columns(tmp_path):
                                                               (100, 9.0, 1.0, 0.2)])
   log(root / "librispeech_deepspeech_jax" / "trial_2", speech, [(1, 1.0, 30.0, 4.0),
                                                               (100, 9.0, "nan", 0.9)])
-  t = importers.algoperf(tmp_path).trials.set_index("trial_id")["status"]
+  t = algoperf_results.load(tmp_path).trials.set_index("trial_id")["status"]
   assert t["sub/study_0/mnist/trial_1"] == "ok"
   assert t["sub/study_0/librispeech_deepspeech/trial_1"] == "ok"
   assert t["sub/study_0/librispeech_deepspeech/trial_2"] == "diverged"

@@ -1,6 +1,6 @@
 """The two ranking analyses on AlgoPerf logs: across budgets, and by steps vs by time.
 
-* runs(): the logs as trials and curves (analysis.importers.algoperf) with each
+* runs(): the logs as trials and curves (analysis.algoperf.results) with each
   scored workload's official target as its goal and its runtime budget as
   `max_runtime`, for analysis.budget_rankings (submission = the AlgoPerf
   submission, study = its study_<n>, selection on validation, test reported where
@@ -20,8 +20,8 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from analysis import importers
 from analysis.algoperf import logs as algoperf_logs
+from analysis.algoperf import results as algoperf_results
 from analysis.algoperf import scoring as algoperf_score
 from analysis.algoperf.command import ScoreError, get_version, resolve_logs
 from analysis.algoperf.versions import RULESETS
@@ -49,8 +49,8 @@ def runs(logs: str, version_name: str = "0.5", ruleset: str = "external_tuning",
          exclude: Sequence[str] = ()) -> Results:
   """Trials and curves of the version's scored workloads, goals = official targets."""
   v = get_version(version_name, "--algoperf_version")
-  res = importers.algoperf(_root(logs, ruleset),
-                           targets={w: (t.metric, t.value) for w, t in v.targets.items()})
+  res = algoperf_results.load(_root(logs, ruleset),
+                               targets={w: (t.metric, t.value) for w, t in v.targets.items()})
   t = res.trials
   if t.empty:
     raise ScoreError(f"--algoperf_logs={logs}: no AlgoPerf trial logs")
