@@ -37,8 +37,7 @@ _EXPORTS = {
     "perfect_scaling": "steps_to_result", "scaling_regimes": "steps_to_result",
     "scaling_curve": "steps_to_result", "optimal_effective_lr": "steps_to_result",
     "best_under_budget": "steps_to_result",
-    "best_of_k_bootstrap": "best_of_k",
-    "best_of_k_exact": "best_of_k", "expected_best_of_k": "best_of_k",
+    "best_of_k_exact": "best_of_k",
     "optimizer_scores": "rankings", "ranking_table": "rankings", "inclusion_check": "rankings",
     "performance_profile": "profiles",
     # The playbook's checks. analysis.plots and analysis.report are imported on their

@@ -1,23 +1,17 @@
 """Best-of-k: what a tuning budget of k trials buys, estimated from one study.
 
 Given a study's N trial scores (lower is better), draw k trials with
-replacement and keep the best. Two estimates of that random variable:
+replacement and keep the best. Its distribution is exact (Dodge et al. 2019,
+"Show Your Work"), with no resampling noise: sort the scores descending,
+w_1 >= ... >= w_N; the best of k draws is w_j with probability
+(j/N)^k - ((j-1)/N)^k, so E[best of k] = sum_j w_j ((j/N)^k - ((j-1)/N)^k)
+(the same sum as Dodge's expected maximum over ascending scores, mirrored).
+Its quantiles are exact too: P(best <= v_(i)) = 1 - ((N-i)/N)^k over ascending
+v_(1..N). They describe a k-trial draw *from this study*, not the protocol (a
+draw's minimum never goes below the observed one): `best_of_k` reports the
+calibrated bounds of analysis.bounds instead.
 
-* exact (Dodge et al. 2019, "Show Your Work"): sort the scores descending,
-  w_1 >= ... >= w_N; the best of k draws is w_j with probability
-  (j/N)^k - ((j-1)/N)^k, so E[best of k] = sum_j w_j ((j/N)^k - ((j-1)/N)^k)
-  (the same sum as Dodge's expected maximum over ascending scores, mirrored).
-  Its quantiles are exact too: P(best <= v_(i)) = 1 - ((N-i)/N)^k over
-  ascending v_(1..N).
-* bootstrap: `n_boot` replicates of k draws with replacement (numpy
-  Generator). Its bands (like the exact lo / hi) are quantiles of the best of
-  k draws *from this study*: the spread of a k-trial draw, not a confidence
-  interval for the protocol (a resampled minimum never goes below the observed
-  one). `best_of_k` reports the calibrated bounds of analysis.bounds instead. One sequence of draws per replicate is reused for every k (the
-  running minimum), so each k is a correct marginal but neighbouring k share
-  draws.
-
-Both also give the test score of the selected trial (best validation among the
+It also gives the test score of the selected trial (best validation among the
 k draws), which is what a tuning protocol reports (Choi et al. 2019).
 
 Divergence. By default a diverged trial scores +inf: it spends one of the k
@@ -29,8 +23,7 @@ a number scores them with that value (e.g. chance-level error). Failed trials
 (infrastructure errors) are always excluded; a non-diverged trial with a NaN
 score (no finite evaluation, goal never reached) scores +inf.
 
-Ties in validation score are broken by trial order (trial_index, trial_id), the
-same rule in both estimates.
+Ties in validation score are broken by trial order (trial_index, trial_id).
 """
 from __future__ import annotations
 
@@ -83,14 +76,6 @@ def _weighted_quantile(x: np.ndarray, p: np.ndarray, q: float) -> float:
   return float(x[order][min(np.searchsorted(cdf, q - 1e-12), len(x) - 1)])
 
 
-def expected_best_of_k(values: Sequence[float], k: int) -> float:
-  """E[min of k draws with replacement] in closed form (Dodge et al., mirrored)."""
-  v, _ = _prepare(values, None)
-  if len(v) == 0:
-    return np.nan
-  return _weighted_mean(v, selection_probabilities(len(v), k))
-
-
 def best_of_k_exact(values: Sequence[float], ks: Sequence[int] | None = None, *,
                     test: Sequence[float] | None = None, ci: float = 0.9) -> pd.DataFrame:
   """Exact distribution summary of best-of-k: mean, median, ci band; same for test.
@@ -116,41 +101,6 @@ def best_of_k_exact(values: Sequence[float], ks: Sequence[int] | None = None, *,
                  "test_hi": _weighted_quantile(t, p, 1 - a)})
   return pd.DataFrame(rows, columns=["k", "mean", "median", "lo", "hi", "p_inf", "test_mean",
                                      "test_median", "test_lo", "test_hi"])
-
-
-def best_of_k_bootstrap(values: Sequence[float], ks: Sequence[int] | None = None, *,
-                        test: Sequence[float] | None = None, n_boot: int = 2000, seed: int = 0,
-                        ci: float = 0.9) -> pd.DataFrame:
-  """Bootstrap distribution of best-of-k (and of the selected trial's test score).
-
-  Columns: k, mean, std, se (std / sqrt(n_boot), the Monte-Carlo error of the
-  mean), median, lo, hi, p_inf, test_mean, test_median, test_lo, test_hi.
-  """
-  v, t = _prepare(values, test)
-  n = len(v)
-  ks = _ks(n, ks)
-  cols = ["k", "mean", "std", "se", "median", "lo", "hi", "p_inf", "test_mean", "test_median",
-          "test_lo", "test_hi"]
-  if n == 0 or len(ks) == 0:
-    return pd.DataFrame({"k": ks}, columns=cols)
-  rng = np.random.default_rng(seed)
-  draws = rng.integers(0, n, size=(n_boot, int(ks.max())))
-  best_rank = np.minimum.accumulate(draws, axis=1)  # ranks index the sorted values
-  a = (1.0 - ci) / 2.0
-  rows = []
-  for k in ks:
-    r = best_rank[:, k - 1]
-    b, bt = v[r], t[r]
-    with np.errstate(invalid="ignore"):
-      std = float(np.std(b, ddof=1)) if n_boot > 1 else np.nan
-    q = np.quantile(b, [a, 0.5, 1 - a], method="inverted_cdf")
-    tq = (np.nanquantile(bt, [a, 0.5, 1 - a], method="inverted_cdf")
-          if (~np.isnan(bt)).any() else [np.nan] * 3)
-    rows.append({"k": int(k), "mean": float(np.mean(b)), "std": std,
-                 "se": std / np.sqrt(n_boot), "median": q[1], "lo": q[0], "hi": q[2],
-                 "p_inf": float(np.isinf(b).mean()), "test_mean": float(np.mean(bt)),
-                 "test_median": tq[1], "test_lo": tq[0], "test_hi": tq[2]})
-  return pd.DataFrame(rows, columns=cols)
 
 
 def trial_scores(trials: pd.DataFrame, *, score: str | None = None, test: str | None = None,

@@ -275,7 +275,8 @@ def _median(x: np.ndarray) -> np.ndarray:
   return out
 
 
-def _q(x: np.ndarray, a: float) -> tuple[float, float]:
+def _band(x: np.ndarray, a: float) -> tuple[float, float]:
+  """The (a, 1 - a) inverted-CDF quantiles of bootstrap replicates, NaNs skipped."""
   x = x[~np.isnan(x)]
   if len(x) == 0:
     return np.nan, np.nan
@@ -323,9 +324,9 @@ def _bootstrap(t: pd.DataFrame, rows: pd.DataFrame, scored: pd.DataFrame, keys: 
                     "score": point[i, j, 0], "test": point[i, j, 1], "rank": int(rank[i, j])})
         if nb:
           rr = rrank[:, j, i]
-          row.update(zip(("score_lo", "score_hi"), _q(reps[:, j, i, 0], a)))
-          row.update(zip(("test_lo", "test_hi"), _q(reps[:, j, i, 1], a)))
-          row.update(zip(("rank_lo", "rank_hi"), _q(rr.astype(float), a)))
+          row.update(zip(("score_lo", "score_hi"), _band(reps[:, j, i, 0], a)))
+          row.update(zip(("test_lo", "test_hi"), _band(reps[:, j, i, 1], a)))
+          row.update(zip(("rank_lo", "rank_hi"), _band(rr.astype(float), a)))
           row["p_first"] = float(np.mean(rr == 1))
         out.append(row)
   cols = ["_gid", "_j"] + keys + ["fraction", "budget", sub, "selected_on", "n_studies",

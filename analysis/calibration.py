@@ -34,7 +34,6 @@ from analysis.clock_rankings import clock_rankings
 from analysis.rankings import inclusion_check, optimizer_scores, protocol_rank_changes
 from analysis.steps_to_result import scaling_curve
 
-NOMINAL = 0.9
 EVAL_EVERY = 10  # steps between evaluations: goal steps are quantised up to this grid
 
 

@@ -18,7 +18,7 @@ import json
 import logging
 import math
 import os
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 import pandas as pd

@@ -84,12 +84,6 @@ _s = _State()
 
 # ----------------------------------------------------------------- installing
 
-def main_package_run() -> bool:
-  """Whether Python is locating a `-m` module right now (a package's __init__
-  runs while `sys.argv[0]` is '-m'): the package's __init__ then installs."""
-  return sys.argv[:1] == ["-m"]
-
-
 def install() -> None:
   """Take over SIGINT / SIGTERM, uncaught exceptions and the exit status for
   this process (idempotent; main thread only)."""

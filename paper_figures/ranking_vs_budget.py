@@ -29,7 +29,6 @@ _UNIT = flags.DEFINE_enum("unit", "auto", ["auto", "step", "wall_time"], "Budget
                           "the longest logged wall time); auto: wall_time for AlgoPerf logs, "
                           "whose budgets are runtimes and whose submissions count global_step "
                           "differently, else step.")
-_SPLIT = ("val", "test", "train")
 
 
 def make(runs: common.Runs, out: str):
