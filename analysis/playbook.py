@@ -54,7 +54,8 @@ def _num(t: pd.DataFrame, col: str) -> pd.Series:
 # --------------------------------------------------------------------- scores and spaces
 
 def default_score(trials: pd.DataFrame) -> pd.Series:
-  """best/val/<goal metric> per trial: the validation objective the playbook plots."""
+  """best/val/<goal metric> per trial: the validation objective the playbook plots
+  (not the study's selection rule, analysis.record.objective_value: see there)."""
   out = pd.Series(np.nan, index=trials.index, dtype=float)
   for metric in pd.unique(trials["goal_metric"].dropna()):
     col = f"best/val/{metric}"

@@ -89,7 +89,10 @@ def objective_value(rec: Mapping[str, Any], objective: Mapping[str, Any]) -> flo
   The selection rule of a study (its rerun point, the Bayesian sampler's history):
   objective is study.json's protocol["objective"]. Analysis scores trials by
   best/val/<goal metric> instead (analysis.playbook.default_score), which is also
-  defined where a steps_to_goal objective is +inf (the goal never reached)."""
+  defined where a steps_to_goal objective is +inf (the goal never reached) and
+  for a diverged trial (its best before diverging; the divergence policy of
+  analysis.best_of_k.trial_scores decides what that counts for). Scoring by this
+  rule would change every steps_to_goal study's figures and tables."""
   if rec.get("status") != "ok":
     return None
   if objective["name"] == "steps_to_goal":
