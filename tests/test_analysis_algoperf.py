@@ -16,7 +16,7 @@ import pytest
 
 from analysis import algoperf
 from analysis.algoperf import logs as algoperf_logs
-from analysis.algoperf import scoring as algoperf_score
+from analysis.algoperf import scoring as algoperf_scoring
 from analysis.algoperf import store as algoperf_store
 from analysis.algoperf import versions as algoperf_versions
 from analysis.algoperf import results as algoperf_results
@@ -56,10 +56,10 @@ def reach(root, submission, workload, time, *, study=0, trial=1, step=None):
             [(1, t / 2, MISS[workload]), (step or 2 * t, t, last)])
 
 
-def score(root, version=TOY, **kw) -> algoperf_score.Leaderboard:
+def score(root, version=TOY, **kw) -> algoperf_scoring.Leaderboard:
   logs = algoperf_logs.read(root, {t.metric for t in version.targets.values()})
   evals = algoperf_logs.target_evals(logs, {w: t.metric for w, t in version.targets.items()})
-  return algoperf_score.leaderboard(logs.trials, evals, version, **kw)
+  return algoperf_scoring.leaderboard(logs.trials, evals, version, **kw)
 
 
 # --------------------------------------------------------------------------- step 1
@@ -72,7 +72,7 @@ def test_target_reached_at_equality_and_not_after_the_budget(tmp_path):
   board = score(tmp_path)
   assert board.median.loc["A", "a"] == 40 and board.median.loc["A", "b"] == 50
   assert math.isinf(board.median.loc["B", "a"])
-  assert board.why.loc["B", "a"] == algoperf_score.AFTER_BUDGET
+  assert board.why.loc["B", "a"] == algoperf_scoring.AFTER_BUDGET
   hits = board.trials.set_index(["submission", "workload"])
   assert bool(hits.loc[("B", "a"), "reached_after_budget"])
   assert np.isnan(hits.loc[("B", "a"), "time_to_target"])
@@ -113,7 +113,7 @@ def test_median_over_an_even_number_of_studies(tmp_path):
   board = score(tmp_path)
   assert board.median.loc["A", "a"] == 25   # the mean of the middle two
   assert math.isinf(board.median.loc["B", "a"]) and math.isinf(board.median.loc["C", "a"])
-  assert board.why.loc["B", "a"] == algoperf_score.NOT_REACHED
+  assert board.why.loc["B", "a"] == algoperf_scoring.NOT_REACHED
 
 
 # --------------------------------------------------------------------------- step 4
@@ -125,11 +125,11 @@ def test_variant_over_4x_the_fastest_knocks_out_its_base(tmp_path):
     reach(tmp_path, sub, "b", b)
   board = score(tmp_path)
   assert board.median.loc["B", "a_v"] == 50 and math.isinf(board.scored.loc["B", "a_v"])
-  assert board.why.loc["B", "a_v"] == algoperf_score.OVER_RATIO
+  assert board.why.loc["B", "a_v"] == algoperf_scoring.OVER_RATIO
   assert math.isinf(board.scored.loc["B", "a"])   # its variant missed
-  assert board.why.loc["B", "a"] == f"{algoperf_score.VARIANT_MISSED} (a_v)"
+  assert board.why.loc["B", "a"] == f"{algoperf_scoring.VARIANT_MISSED} (a_v)"
   assert math.isinf(board.scored.loc["B", "b"])   # a base workload over 4x, too
-  assert board.why.loc["B", "b"] == algoperf_score.OVER_RATIO
+  assert board.why.loc["B", "b"] == algoperf_scoring.OVER_RATIO
   assert board.score["A"] == pytest.approx(1.0) and board.score["B"] == 0.0
   assert list(board.rank) == [1, 2]
 
@@ -142,7 +142,7 @@ def test_base_missed_knocks_out_the_variant_before_the_4x_threshold(tmp_path):
   for sub in "AB":
     reach(tmp_path, sub, "b", 10)
   board = score(tmp_path)
-  assert board.why.loc["A", "a_v"] == algoperf_score.BASE_MISSED
+  assert board.why.loc["A", "a_v"] == algoperf_scoring.BASE_MISSED
   assert board.scored.loc["B", "a_v"] == 50 and board.scored.loc["B", "a"] == 20
 
 
@@ -155,9 +155,9 @@ def test_variant_never_run_means_the_base_is_missed(tmp_path):
   (tmp_path / "A" / "study_0" / "a_v_jax" / "trial_1").mkdir(parents=True)
   board = score(tmp_path)
   assert np.isnan(board.median.loc["A", "a_v"])
-  assert board.why.loc["A", "a_v"] == algoperf_score.NOT_RUN
+  assert board.why.loc["A", "a_v"] == algoperf_scoring.NOT_RUN
   assert math.isinf(board.scored.loc["A", "a"])
-  assert board.why.loc["A", "a"] == f"{algoperf_score.VARIANT_MISSED} (a_v)"
+  assert board.why.loc["A", "a"] == f"{algoperf_scoring.VARIANT_MISSED} (a_v)"
   assert board.scored.loc["B", "a"] == 10
   problems = algoperf_logs.read(tmp_path).problems
   assert problems == [f"A/study_0/a_v_jax/trial_1: {algoperf_logs.NO_LOG}"]
@@ -202,7 +202,7 @@ def test_speedups_price_a_miss_at_the_budget_plus_one_second(tmp_path):
   reach(tmp_path, "new", "a", 5)
   reach(tmp_path, "new", "b", 50)
   board = score(tmp_path)
-  sp = algoperf_score.speedups(board.median, "base", TOY)
+  sp = algoperf_scoring.speedups(board.median, "base", TOY)
   assert sp.loc["new", "a"] == 0.5 and sp.loc["new", "b"] == pytest.approx(50 / 101)
   assert sp.loc["new", "speedup"] == pytest.approx(math.sqrt(0.5 * 50 / 101))
   assert sp.loc["base", "speedup"] == 1.0
@@ -405,7 +405,7 @@ def test_harness_store_is_scored_the_algoperf_way(tmp_path):
   assert set(trials["submission"]) == {"adam | algoperf_external | batch_size=64",
                                        "sgd | algoperf_external | batch_size=64",
                                        "sgd | algoperf_external | batch_size=128"}
-  board = algoperf_score.leaderboard(trials, evals, version)
+  board = algoperf_scoring.leaderboard(trials, evals, version)
   med = board.median["toy"]
   # adam: in study 0 only trial 1 reaches 0.1 (at equality: AlgoPerf's <=), at 5.0 s; in
   # study 1 both reach at their 2nd eval and trial 0 counts: 4.0 s. sgd 128: study 0 at

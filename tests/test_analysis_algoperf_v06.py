@@ -14,7 +14,7 @@ import pytest
 
 from analysis import algoperf
 from analysis.algoperf import logs as algoperf_logs
-from analysis.algoperf import scoring as algoperf_score
+from analysis.algoperf import scoring as algoperf_scoring
 from analysis.algoperf import versions as algoperf_versions
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,13 +66,13 @@ def _tied_study(root):
 def _score(root, ties=None):
   logs = algoperf_logs.read(root, {t.metric for t in V6.targets.values()})
   evals = algoperf_logs.target_evals(logs, {w: t.metric for w, t in V6.targets.items()})
-  return algoperf_score.leaderboard(logs.trials, evals, V6, ties=ties)
+  return algoperf_scoring.leaderboard(logs.trials, evals, V6, ties=ties)
 
 
 def test_each_tie_rule_picks_its_trial_among_those_tied_on_evaluation_count(tmp_path):
   _tied_study(tmp_path)
   picks = {}
-  for ties in algoperf_score.TIES:
+  for ties in algoperf_scoring.TIES:
     study = _score(tmp_path, ties).studies.iloc[0]
     assert study["evals_to_target"] == 2 and study["tied"] == 3
     picks[ties] = (study["trial_index"], study["value"])
@@ -182,7 +182,7 @@ def test_v06_baseline_imagenet_vit_crashed_after_one_evaluation_and_counts_as_a_
   steps = logs.evals[logs.evals["log_id"].isin(ids)].groupby("log_id")["global_step"].max()
   assert len(steps) == 12 and (steps == 1).all()             # one evaluation, at step 1
   assert math.isinf(res.board.median.at["baseline", "imagenet_vit"])
-  assert res.board.why.at["baseline", "imagenet_vit"] == algoperf_score.NOT_REACHED
+  assert res.board.why.at["baseline", "imagenet_vit"] == algoperf_scoring.NOT_REACHED
   assert any("3 studies of 4,4,4 trials" in n and "baseline / imagenet_vit" in n
              for n in res.notes)
 

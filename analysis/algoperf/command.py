@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.algoperf import logs as algoperf_logs
-from analysis.algoperf import scoring as algoperf_score
+from analysis.algoperf import scoring as algoperf_scoring
 from analysis.algoperf import store as algoperf_store
 from analysis.algoperf import versions as algoperf_versions
 from analysis.algoperf.scoring import Leaderboard
@@ -38,9 +38,9 @@ from analysis.algoperf.versions import RULESETS, Version
 BY_FLAG = {"time": "time", "steps": "step"}
 BASELINES = ("baseline", "prize_qualification_baseline")  # --baseline default: the first present
 FIGURE = "performance_profile.png"
-_SHORT = {algoperf_score.NOT_REACHED: "inf", algoperf_score.NOT_RUN: "not run",
-          algoperf_score.AFTER_BUDGET: "inf (budget)", algoperf_score.BASE_MISSED: "base",
-          algoperf_score.OVER_RATIO: "4x"}
+_SHORT = {algoperf_scoring.NOT_REACHED: "inf", algoperf_scoring.NOT_RUN: "not run",
+          algoperf_scoring.AFTER_BUDGET: "inf (budget)", algoperf_scoring.BASE_MISSED: "base",
+          algoperf_scoring.OVER_RATIO: "4x"}
 _TIE_WORDS = {"lowest": "the lowest trial number", "fastest": "the fastest of them",
               "listing": "the first in the directory listing"}
 LEGEND = ("inf: the median study missed the target; not run: no logs; inf (budget): reached "
@@ -97,7 +97,7 @@ def score_logs(logs: str, version: str = "0.5", ruleset: str = "external_tuning"
     raise ScoreError(f"--logs={logs}: no workload scored in AlgoPerf v{v.name} "
                      f"(found: {found})")
   evals = algoperf_logs.target_evals(read, {w: t.metric for w, t in v.targets.items()})
-  board = algoperf_score.leaderboard(read.trials, evals, v, ruleset=ruleset, by=BY_FLAG[by],
+  board = algoperf_scoring.leaderboard(read.trials, evals, v, ruleset=ruleset, by=BY_FLAG[by],
                                      ties=ties)
   return Scored(board, root, len(read.trials), read.problems,
                 _unscored(read.trials, scored), _layout_notes(board, ruleset) + _tie_notes(board))
@@ -121,7 +121,7 @@ def score_store(results_dir: str, ruleset: str = "external_tuning", by: str = "t
   trials, evals, v, problems = algoperf_store.tables(results)
   if not v.base_workloads:
     raise ScoreError(f"--results_dir={results_dir}: no workload with a goal to score")
-  board = algoperf_score.leaderboard(trials, evals, v, ruleset=ruleset, by=BY_FLAG[by],
+  board = algoperf_scoring.leaderboard(trials, evals, v, ruleset=ruleset, by=BY_FLAG[by],
                                      ties=ties)
   return Scored(board, results_dir, len(trials), results.problems + problems, {},
                 _layout_notes(board, ruleset) + _tie_notes(board))
@@ -145,8 +145,8 @@ def _check(ruleset: str, by: str, ties: str | None = None) -> None:
     raise ScoreError(f"--ruleset={ruleset}: unknown (known: {', '.join(RULESETS)})")
   if by not in BY_FLAG:
     raise ScoreError(f"--by={by}: unknown (known: {', '.join(BY_FLAG)})")
-  if ties is not None and ties not in algoperf_score.TIES:
-    raise ScoreError(f"--ties={ties}: unknown (known: {', '.join(algoperf_score.TIES)})")
+  if ties is not None and ties not in algoperf_scoring.TIES:
+    raise ScoreError(f"--ties={ties}: unknown (known: {', '.join(algoperf_scoring.TIES)})")
 
 
 def _unscored(trials: pd.DataFrame, scored: set[str]) -> dict[str, list[str]]:
@@ -172,21 +172,21 @@ def _layout_notes(board: Leaderboard, ruleset: str) -> list[str]:
 
 
 def by_tie_rule(board: Leaderboard) -> dict[str, tuple[pd.DataFrame, pd.Series]]:
-  """The board's medians and scores under each tie-break of algoperf_score.TIES.
+  """The board's medians and scores under each tie-break of algoperf_scoring.TIES.
 
   rule -> (median: submissions x scored workloads, score per submission); the
   board's own rule gives its own tables.
   """
   v, subs = board.version, list(board.score.index)
   out = {}
-  for t in algoperf_score.TIES:
+  for t in algoperf_scoring.TIES:
     if t == board.ties:
       out[t] = (board.median, board.score)
       continue
-    studies = algoperf_score.study_times(board.trials, board.by, t)
-    median = algoperf_score.median_times(studies, list(v.scored_workloads), subs)
-    scored, _ = algoperf_score.held_out_rule(median, v)
-    out[t] = (median, algoperf_score.profiles(scored, v)[2])
+    studies = algoperf_scoring.study_times(board.trials, board.by, t)
+    median = algoperf_scoring.median_times(studies, list(v.scored_workloads), subs)
+    scored, _ = algoperf_scoring.held_out_rule(median, v)
+    out[t] = (median, algoperf_scoring.profiles(scored, v)[2])
   return out
 
 
@@ -233,7 +233,7 @@ def cell(median: float, scored: float, why: str, by: str) -> str:
   """'7222.52', 'inf', 'not run', '12504.55 -> inf (4x)', ..."""
   if math.isfinite(scored):
     return _num(scored, by)
-  tag = _SHORT.get(why, "variant" if why.startswith(algoperf_score.VARIANT_MISSED) else
+  tag = _SHORT.get(why, "variant" if why.startswith(algoperf_scoring.VARIANT_MISSED) else
                    why.removesuffix(" the fastest").removeprefix("over "))
   if math.isfinite(median):
     return f"{_num(median, by)} -> inf ({tag})"
@@ -259,7 +259,7 @@ def time_table(board: Leaderboard) -> list[str]:
 
 
 def speedup_lines(board: Leaderboard, baseline: str) -> list[str]:
-  sp = algoperf_score.speedups(board.median, baseline, board.version, board.ruleset)
+  sp = algoperf_scoring.speedups(board.median, baseline, board.version, board.ruleset)
   rows = [["submission", "speedup", ""]]
   for s, r in sp.iterrows():
     if s == baseline:
@@ -336,7 +336,7 @@ def write(res: Scored, out: str, baseline: str | None) -> list[str]:
   save(b.studies, "studies.csv", index=False)
   save(b.profile, "performance_profile.csv")
   if baseline is not None and b.by == "time":
-    save(algoperf_score.speedups(b.median, baseline, b.version, b.ruleset), "speedups.csv")
+    save(algoperf_scoring.speedups(b.median, baseline, b.version, b.ruleset), "speedups.csv")
   problems = os.path.join(out, "problems.txt")
   with open(problems + ".tmp", "w", encoding="utf-8") as f:
     f.write("".join(p + "\n" for p in res.problems))

@@ -22,7 +22,7 @@ from typing import Sequence
 
 from analysis.algoperf import logs as algoperf_logs
 from analysis.algoperf import results as algoperf_results
-from analysis.algoperf import scoring as algoperf_score
+from analysis.algoperf import scoring as algoperf_scoring
 from analysis.algoperf.command import ScoreError, get_version, resolve_logs
 from analysis.algoperf.versions import RULESETS
 from analysis.clock_rankings import ClockRanking, from_leaderboards
@@ -78,6 +78,6 @@ def clocks(logs: str, version_name: str = "0.5", ruleset: str = "external_tuning
     raise ScoreError(f"--algoperf_logs={logs}: no workload scored in AlgoPerf v{v.name}")
   evals = algoperf_logs.target_evals(read, {w: t.metric for w, t in v.targets.items()})
   evals = evals[evals["log_id"].isin(trials["log_id"])]
-  boards = {by: algoperf_score.leaderboard(trials, evals, v, ruleset=ruleset, by=by)
-            for by in algoperf_score.BY}
+  boards = {by: algoperf_scoring.leaderboard(trials, evals, v, ruleset=ruleset, by=by)
+            for by in algoperf_scoring.BY}
   return from_leaderboards(boards["time"], boards["step"]), read.problems
