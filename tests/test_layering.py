@@ -6,6 +6,7 @@ importlib call, counts too.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -124,3 +125,12 @@ def test_analysis_layers_import_nothing_after_them(level):
   assert not mods & later, mods & later
   if level == 4:  # the figure data draws nothing; the figures read no report
     assert "analysis.plots" not in imported_after("import analysis.figure_data")
+
+
+def test_paper_figures_read_the_figure_data_not_the_report():
+  figures = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "paper_figures"))
+                   if f.endswith(".py") and f != "__init__.py")
+  mods = imported_after("import " + ", ".join(f"paper_figures.{f}" for f in figures))
+  assert "analysis.figure_data" in mods
+  report = {"analysis.report", "analysis.report_sections", "analysis.html_report"}
+  assert not mods & report, mods & report
