@@ -13,7 +13,7 @@ costs no pandas or scipy import.
 
 Layers, each importing only those before it (tests/test_layering.py):
   leaves      record (the trial-record format, stdlib only), schema, bounds,
-              interrupts, cli
+              interrupts, cli, reference (where the published runs live)
   tables      results (analysis.load), profiles
   estimates   steps_to_result, best_of_k, rankings, playbook, budget_rankings,
               clock_rankings

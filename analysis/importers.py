@@ -24,16 +24,12 @@ import numpy as np
 import pandas as pd
 
 from analysis import schema
+from analysis.reference import DEEPOBS_CSV
 from analysis.results import Results, from_tables
 from analysis.steps_to_result import goal_times
 
 log = logging.getLogger(__name__)
 
-# The released runs (fsschneider/DeepOBS_Baselines, MIT): $OPTBENCH_DEEPOBS_CSV, or
-# the project's shared reference folder next to the checkout.
-DEEPOBS_CSV = os.environ.get("OPTBENCH_DEEPOBS_CSV") or os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-    "shared", "reference", "deepobs_baselines_runs.csv.gz")
 _DEEPOBS_COLUMNS = ("testproblem", "optimizer", "learning_rate", "batch_size", "num_epochs",
                     "random_seed", "epoch", "train_loss", "test_loss", "train_accuracy",
                     "test_accuracy")

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import pandas as pd
 from absl import app, flags
 
-from analysis import cli, figure_data, importers
+from analysis import cli, figure_data, importers, reference
 
 Figure = Callable[[figure_data.Context, str], "pd.DataFrame | None"]  # noqa: F821
 
@@ -90,7 +90,7 @@ def _define_source_flags() -> None:
   _define_common_flags("Results directory (bench output); or give --deepobs_csv or "
                        "--algoperf_logs instead.")
   flags.DEFINE_string("deepobs_csv", None, "Instead of --results_dir: the DeepOBS baseline "
-                      f"runs table ({os.path.basename(importers.DEEPOBS_CSV)}).")
+                      f"runs table ({os.path.basename(reference.DEEPOBS_CSV)}).")
   flags.DEFINE_integer("deepobs_grid_seed", 42, "DeepOBS runs kept: this seed's learning-rate "
                        "grid (DeepOBS tuned on seed 42 and re-ran only the best rate on 9 "
                        "more seeds, which are no part of the search); -1 keeps every run.")
@@ -148,7 +148,8 @@ def load_runs(f: Any, read_imported: bool = True) -> Runs:
   if not read_imported:
     return Runs("algoperf", f.algoperf_logs, pd.DataFrame(), pd.DataFrame())
   from analysis.algoperf import rankings as algoperf_rankings  # noqa: PLC0415 - only this source needs it
-  quiet = logging.getLogger("analysis.importers")
+  from analysis.algoperf import results as algoperf_results  # noqa: PLC0415
+  quiet = algoperf_results.log
   quiet.addFilter(_no_warnings)  # one line below instead of the importer's warning
   try:
     res = algoperf_rankings.runs(f.algoperf_logs, f.algoperf_version, f.ruleset, f.exclude)

@@ -11,9 +11,9 @@ import sys
 
 from absl import app, flags
 
-from analysis import importers
+from analysis import importers, reference
 
-_CSV = flags.DEFINE_string("csv", importers.DEEPOBS_CSV, "deepobs_baselines_runs.csv.gz")
+_CSV = flags.DEFINE_string("csv", reference.DEEPOBS_CSV, "deepobs_baselines_runs.csv.gz")
 _OUT = flags.DEFINE_string("out", None, "Also write the Markdown table to this file.")
 
 

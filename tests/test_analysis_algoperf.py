@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import algoperf
+from analysis import algoperf, reference
 from analysis.algoperf import logs as algoperf_logs
 from analysis.algoperf import scoring as algoperf_scoring
 from analysis.algoperf import store as algoperf_store
@@ -421,14 +421,14 @@ def test_harness_store_is_scored_the_algoperf_way(tmp_path):
 
 @pytest.fixture(scope="module")
 def dev_subset(tmp_path_factory):
-  tar = os.path.join(algoperf_logs.V05_DEV, "logs.tar.xz")
+  tar = os.path.join(reference.ALGOPERF_V05_DEV, "logs.tar.xz")
   if not os.path.isfile(tar):
     pytest.skip(f"AlgoPerf v0.5 development subset absent: {tar} "
                 "(set OPTBENCH_ALGOPERF_V05_DEV to its folder)")
   root = tmp_path_factory.mktemp("algoperf_v05_dev")
   with tarfile.open(tar) as f:
     f.extractall(root, filter="data")
-  with open(os.path.join(algoperf_logs.V05_DEV, "expected.json"), encoding="utf-8") as f:
+  with open(os.path.join(reference.ALGOPERF_V05_DEV, "expected.json"), encoding="utf-8") as f:
     expected = json.load(f)
   return root, expected
 

@@ -12,7 +12,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from analysis import algoperf
+from analysis import algoperf, reference
 from analysis.algoperf import logs as algoperf_logs
 from analysis.algoperf import scoring as algoperf_scoring
 from analysis.algoperf import versions as algoperf_versions
@@ -124,7 +124,7 @@ def test_unknown_tie_rule_is_one_error_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def v06(tmp_path_factory):
-  tar = os.path.join(algoperf_logs.V06, "logs.tar.xz")
+  tar = os.path.join(reference.ALGOPERF_V06, "logs.tar.xz")
   if not os.path.isfile(tar):
     pytest.skip(f"published AlgoPerf v0.6 logs absent: {tar} "
                 "(set OPTBENCH_ALGOPERF_V06 to its folder)")

@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis import schema
-from analysis.algoperf import logs as algoperf_logs
+from analysis import reference, schema
 from analysis.clock_rankings import OVERALL, clock_rankings, compare, trial_times
 
 STEPS = np.arange(50, 501, 50)
@@ -122,7 +121,7 @@ def test_pace_outliers_are_named():
 
 @pytest.fixture(scope="module")
 def v05_logs(tmp_path_factory):
-  tar = os.path.join(algoperf_logs.V05_DEV, "logs.tar.xz")
+  tar = os.path.join(reference.ALGOPERF_V05_DEV, "logs.tar.xz")
   if not os.path.isfile(tar):
     pytest.skip(f"AlgoPerf v0.5 dev logs absent: {tar}")
   root = tmp_path_factory.mktemp("v05")

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 
 import analysis
-from analysis import importers, schema
+from analysis import importers, reference, schema
 from analysis.algoperf import results as algoperf_results
 from analysis.steps_to_result import steps_to_result
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
-DEEPOBS = importers.DEEPOBS_CSV
+DEEPOBS = reference.DEEPOBS_CSV
 
 
 # ------------------------------------------------------------------ DeepOBS

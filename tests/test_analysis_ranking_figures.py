@@ -11,8 +11,7 @@ import types
 
 import pytest
 
-from analysis import figure_data, importers, report
-from analysis.algoperf import logs as algoperf_logs
+from analysis import figure_data, reference, report
 from conftest import ROOT
 from paper_figures import common
 
@@ -136,13 +135,13 @@ def test_figure_script_bad_input_is_one_line(tmp_path):
 
 
 def test_figure_scripts_on_deepobs(tmp_path):
-  if not os.path.isfile(importers.DEEPOBS_CSV):
-    pytest.skip(f"DeepOBS baselines file absent: {importers.DEEPOBS_CSV}")
-  p = _script("ranking_vs_budget", f"--deepobs_csv={importers.DEEPOBS_CSV}",
+  if not os.path.isfile(reference.DEEPOBS_CSV):
+    pytest.skip(f"DeepOBS baselines file absent: {reference.DEEPOBS_CSV}")
+  p = _script("ranking_vs_budget", f"--deepobs_csv={reference.DEEPOBS_CSV}",
               f"--out={tmp_path / 'd.png'}", "--n_boot=20", "--fractions=4")
   assert p.returncode == 0, p.stderr[-2000:]
   assert "tolstoi_char_rnn" in p.stdout and (tmp_path / "d.png").stat().st_size > 5000
-  p = _script("steps_vs_clock", f"--deepobs_csv={importers.DEEPOBS_CSV}",
+  p = _script("steps_vs_clock", f"--deepobs_csv={reference.DEEPOBS_CSV}",
               f"--out={tmp_path / 'e.png'}")
   assert p.returncode == 1 and p.stderr.strip().endswith(
       "DeepOBS runs record no wall-clock time and no targets")
@@ -150,7 +149,7 @@ def test_figure_scripts_on_deepobs(tmp_path):
 
 def test_steps_vs_clock_script_on_algoperf_logs(tmp_path):
   # (the budget ranking of these logs is tested in-process: test_analysis_clock_rankings)
-  tar = os.path.join(algoperf_logs.V05_DEV, "logs.tar.xz")
+  tar = os.path.join(reference.ALGOPERF_V05_DEV, "logs.tar.xz")
   if not os.path.isfile(tar):
     pytest.skip(f"AlgoPerf v0.5 dev logs absent: {tar}")
   with tarfile.open(tar) as f:

@@ -27,15 +27,6 @@ from typing import Callable, Collection, Mapping
 import numpy as np
 import pandas as pd
 
-# The shared reference logs, in the project's shared reference folder next to the checkout:
-# the v0.5 development subset (README.md, expected.json, logs.tar.xz;
-# $OPTBENCH_ALGOPERF_V05_DEV) and the published v0.6 logs (README.md with the published
-# scores, logs.tar.xz; $OPTBENCH_ALGOPERF_V06).
-_CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_REFERENCE = os.path.join(os.path.dirname(_CHECKOUT), "shared", "reference")
-V05_DEV = os.environ.get("OPTBENCH_ALGOPERF_V05_DEV") or os.path.join(_REFERENCE,
-                                                                      "algoperf_v05_dev")
-V06 = os.environ.get("OPTBENCH_ALGOPERF_V06") or os.path.join(_REFERENCE, "algoperf_v06")
 MEASUREMENTS = "eval_measurements.csv"
 FRAMEWORKS = ("jax", "pytorch")
 STEP = "global_step"
