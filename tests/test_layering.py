@@ -108,7 +108,7 @@ def test_bench_layers_import_nothing_after_them(level):
 
 # analysis's layer order (analysis/__init__.py): each imports nothing of the layers after it.
 ANALYSIS_LAYERS = (
-    ("analysis.record", "analysis.schema", "analysis.bounds"),
+    ("analysis.record", "analysis.schema", "analysis.bounds", "analysis.reference"),
     ("analysis.results", "analysis.profiles"),
     ("analysis.steps_to_result", "analysis.best_of_k", "analysis.rankings", "analysis.playbook",
      "analysis.budget_rankings", "analysis.clock_rankings"),
