@@ -61,10 +61,24 @@ papers and search-space ranges cited in protocols/presets.py, _more_entries):
   (its own random key), optimistic_gradient_descent (for games), mechanize and sam
   (wrappers of another rule), galore (low-rank projection for LLM memory).
 
-Not here: sophia (optax.contrib.sophia's update needs `obj_fn`, the loss as a function
-of the parameters, for a Hessian-vector product: the train step passes only grads, and
-forward-mode through the CPU convolution's custom VJP fails) and PSGD's kron (psgd-jax
-0.2.9 imports optax._src.clipping, gone from optax 0.2.8, and chex, undeclared).
+Rules that read the loss, each optax.contrib's own: the train step passes optax's extra
+arguments `value` (the batch loss) and `obj_fn` (the batch loss as a function of the
+parameters) to every rule:
+  sophia     m = b1 m + (1-b1) g; every update_interval steps h = b2 h + (1-b2) u * (H u)
+             with Rademacher u (Hutchinson); theta -= lr_t (clip(m / max(gamma h, eps),
+             clip_threshold) + weight_decay theta)                     (Liu et al. 2023)
+  momo, momo_adam   Polyak-type step: the momentum (Adam) direction scaled by
+             min(lr_t, (f_bar - lower_bound)_+ / ||d||^2) from the loss value
+                                                       (Schaipp et al. 2023)
+optax's Hutchinson estimator takes its Hessian-vector product forward-over-reverse
+(jax.jvp of jax.grad), which the CPU convolution path (workloads/models/conv.py, a custom
+VJP) cannot differentiate; `hutchinson_reverse` here is the same estimator with the product
+taken reverse-over-reverse (the gradient of <grad f, u>), which a custom VJP allows, so
+sophia runs on every workload (tests/test_optimizers_loss.py: equal to optax's own on an
+MLP, and it trains the CNN). Under a pack's vmap its every-update_interval `lax.cond` runs the Hessian product every
+step (both branches), which costs time, not correctness.
+Not here: PSGD's kron (psgd-jax 0.2.9 imports optax._src.clipping, gone from optax 0.2.8,
+and chex, undeclared).
 
 Every optimizer also takes the schedule hyperparameters of bench.schedules.
 """
@@ -311,3 +325,50 @@ def soap(lr, h):
                                     precondition_frequency=int(h["precondition_frequency"])),
       optax.add_decayed_weights(h["weight_decay"]),
       optax.scale_by_learning_rate(lr))
+
+
+# ----- rules that read the loss: value / obj_fn (module docstring) -----
+
+class HutchinsonState(NamedTuple):
+  key: jax.Array
+
+
+def hutchinson_reverse(seed: int = 0) -> optax.GradientTransformationExtraArgs:
+  """optax.contrib's Hutchinson estimate of the Hessian diagonal, u * (H u) with
+  Rademacher u, but H u = grad(<grad f, u>): reverse-over-reverse. Written here
+  because optax's takes jvp(grad f), which no custom-VJP function (the CPU
+  convolution) supports; the same key sequence, so the same estimates."""
+
+  def init(params):
+    del params
+    return HutchinsonState(jax.random.PRNGKey(seed))
+
+  def update(updates, state, params=None, obj_fn=None, **extra_args):
+    del updates, extra_args
+    if params is None or obj_fn is None:
+      raise ValueError("the Hutchinson estimate needs params and obj_fn")
+    key, subkey = jax.random.split(state.key)
+    signs = optax.tree.random_like(subkey, params, jax.random.rademacher, dtype=jnp.float32)
+    signs = optax.tree.cast(signs, optax.tree.dtype(params, "lowest"))
+    hvp = jax.grad(lambda p: optax.tree.vdot(jax.grad(obj_fn)(p), signs))(params)
+    return jax.tree.map(lambda h, r: h * r, hvp, signs), HutchinsonState(key)
+
+  return optax.GradientTransformationExtraArgs(init, update)
+
+
+def sophia(lr, h):
+  return optax.contrib.sophia(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"],
+                              weight_decay=h["weight_decay"], gamma=h["gamma"],
+                              clip_threshold=h["clip_threshold"],
+                              update_interval=int(h["update_interval"]),
+                              hessian_diagonal_fn=hutchinson_reverse())
+
+
+def momo(lr, h):
+  return optax.contrib.momo(lr, beta=h["momentum"], lower_bound=h["lower_bound"],
+                            weight_decay=h["weight_decay"])
+
+
+def momo_adam(lr, h):
+  return optax.contrib.momo_adam(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"],
+                                 lower_bound=h["lower_bound"], weight_decay=h["weight_decay"])

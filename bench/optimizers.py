@@ -174,6 +174,24 @@ REGISTRY: dict[str, OptimizerEntry] = {s.name: s for s in [
                   "SOAP (Vyas et al. 2024): Adam in the eigenbasis of Shampoo's statistics, "
                   "refreshed every precondition_frequency steps",
                   static_hparams=_PRECONDITIONER_STATIC),
+    # Rules that read the loss (the train step's value / obj_fn): optax.contrib's defaults,
+    # but Sophia's learning rate (Adam's scale: its clipped step is at most lr per entry).
+    OptimizerEntry("sophia", rules.sophia,
+                   {"learning_rate": 1e-3, "beta1": 0.965, "beta2": 0.99, "epsilon": 1e-8,
+                    "weight_decay": 1e-4, "gamma": 0.01, "clip_threshold": 1.0,
+                    "update_interval": 10},
+                   "Sophia (Liu et al. 2023; optax.contrib.sophia): clipped momentum over a "
+                   "Hutchinson estimate of the Hessian diagonal, refreshed every "
+                   "update_interval steps", static_hparams=("update_interval",)),
+    OptimizerEntry("momo", rules.momo, {"learning_rate": 1.0, "momentum": 0.9,
+                                        "lower_bound": 0.0, "weight_decay": 0.0},
+                   "MoMo (Schaipp et al. 2023; optax.contrib.momo): momentum SGD with a "
+                   "Polyak step size from the loss value, capped by learning_rate"),
+    OptimizerEntry("momo_adam", rules.momo_adam,
+                   {"learning_rate": 1e-2, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8,
+                    "lower_bound": 0.0, "weight_decay": 0.0},
+                   "MoMo-Adam (optax.contrib.momo_adam): Adam's direction with MoMo's "
+                   "Polyak step size"),
 ]}
 
 
@@ -249,7 +267,10 @@ def _check_ranges(name: str, h: Mapping[str, Any]) -> None:
   for key in ("epsilon", "weight_decay", "alpha", "min_norm", "initial_accumulator"):
     if key in h and isinstance(h[key], (int, float)) and h[key] < 0:
       bad(key, "must be >= 0")
-  for key in ("block_size", "precondition_frequency"):
+  for key in ("gamma", "clip_threshold"):
+    if key in h and isinstance(h[key], (int, float)) and h[key] <= 0:
+      bad(key, "must be > 0")
+  for key in ("block_size", "precondition_frequency", "update_interval"):
     if key in h and isinstance(h[key], (int, float)) and \
         (h[key] < 1 or int(h[key]) != h[key]):
       bad(key, "must be an integer >= 1")

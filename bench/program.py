@@ -86,12 +86,17 @@ class Program:
       rng = jax.random.fold_in(step_key, step)
       aug_rng, loss_rng = jax.random.split(rng)
       batch = w.augment(batch, aug_rng)
-      (loss, model_state), grads = jax.value_and_grad(w.loss, has_aux=True)(
+      (loss, new_model_state), grads = jax.value_and_grad(w.loss, has_aux=True)(
           params, model_state, batch, loss_rng, True)
-      # step: the number of updates before this one, shared by every lane of a pack
-      # (optax's extra-args contract; rules that ignore it drop it), so periodic work
-      # (bench/preconditioners.py) branches on a value vmap does not batch.
-      updates, opt_state = tx.update(grads, opt_state, params, step=step)
+      # optax's extra-args contract (rules that ignore an argument drop it): step, the
+      # number of updates before this one, shared by every lane of a pack, so periodic
+      # work (bench/preconditioners.py) branches on a value vmap does not batch; value,
+      # the batch loss (momo); obj_fn, the batch loss as a function of the parameters
+      # (sophia's Hessian-vector products; traced only by a rule that calls it).
+      objective = lambda p: w.loss(p, model_state, batch, loss_rng, True)[0]
+      updates, opt_state = tx.update(grads, opt_state, params, step=step, value=loss,
+                                     obj_fn=objective)
+      model_state = new_model_state
       return (optax.apply_updates(params, updates), model_state, opt_state, order), loss
 
     split_batch = (lambda batch: batch) if self.lanes_split else (

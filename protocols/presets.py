@@ -75,6 +75,8 @@ MORE_OPTIMIZERS = ("adan", "cocob", "dadapt_adamw", "dog", "dowg", "madgrad", "s
                    "adadelta", "fromage")
 # Shampoo and SOAP (bench/preconditioners.py), spaces in _more_entries.
 PRECONDITIONER_OPTIMIZERS = ("shampoo", "shampoo_sgd", "soap")
+# Rules that read the loss (the train step's value / obj_fn), spaces in _more_entries.
+LOSS_OPTIMIZERS = ("sophia", "momo", "momo_adam")
 CHOI_LEVELS = ("lr", "lr_momentum", "all")
 
 
@@ -108,13 +110,14 @@ def choi(optimizer: str, level: str, *, num_trials: int = 100,
   range comes from is noted there); `epsilon_range` applies to those whose epsilon plays
   Adam's role.
   """
-  known = CHOI_OPTIMIZERS + MODERN_OPTIMIZERS + MORE_OPTIMIZERS + PRECONDITIONER_OPTIMIZERS
+  added = MODERN_OPTIMIZERS + MORE_OPTIMIZERS + PRECONDITIONER_OPTIMIZERS + LOSS_OPTIMIZERS
+  known = CHOI_OPTIMIZERS + added
   if optimizer not in known:
     raise ProtocolError(f"choi: optimizer must be one of {', '.join(known)}, "
                         f"got {optimizer!r}")
   if level not in CHOI_LEVELS:
     raise ProtocolError(f"choi: level must be one of {', '.join(CHOI_LEVELS)}, got {level!r}")
-  if optimizer in MODERN_OPTIMIZERS + MORE_OPTIMIZERS + PRECONDITIONER_OPTIMIZERS:
+  if optimizer in added:
     space = _modern_space(optimizer, CHOI_LEVELS.index(level), epsilon_range)
   else:
     space = _choi_space(optimizer, CHOI_LEVELS.index(level), epsilon_range)
@@ -330,6 +333,23 @@ def _more_entries(optimizer: str, epsilon_range: tuple[float, float]
     # Vyas et al. 2024 (arXiv:2409.11321): lr 3e-3, betas (0.95, 0.95), frequency 10; Adam
     # in a rotated basis: Choi's adam space. precondition_frequency and block_size are
     # held at defaults (they shape the program).
+    return _LR_ADAPTIVE, {"beta1": _BETA1, "beta2": _BETA2, "epsilon": eps,
+                          "weight_decay": wd}
+  if optimizer == "sophia":
+    # Liu et al. 2023 (arXiv:2305.14342) sec. 3: betas (0.96, 0.99), gamma (their rho)
+    # 0.01-0.05 tuned, update interval 10, Adam-scale learning rates: Choi's adam space,
+    # gamma 1e-3..1 at 'all'. clip_threshold (1) is the method, update_interval shapes the
+    # program: both held at defaults.
+    return _LR_ADAPTIVE, {"beta1": _BETA1, "beta2": _BETA2, "epsilon": eps,
+                          "weight_decay": wd, "gamma": (2, ss.log(1e-3, 1.0))}
+  if optimizer == "momo":
+    # Schaipp et al. 2023 (arXiv:2305.07583) sec. 6: learning_rate caps the Polyak step and
+    # is swept over 1e-2..1e2 (robust over two decades either side of 1): a multiplier
+    # range; momentum 0.9. lower_bound 0 (a loss's infimum) is held.
+    return _LR_MULTIPLIER, {"momentum": _BETA1, "weight_decay": wd}
+  if optimizer == "momo_adam":
+    # Schaipp et al. 2023: Adam's direction and betas, learning rates on Adam's scale
+    # (1e-2 default): Choi's adam space.
     return _LR_ADAPTIVE, {"beta1": _BETA1, "beta2": _BETA2, "epsilon": eps,
                           "weight_decay": wd}
   raise ProtocolError(f"choi: no search space for {optimizer!r}")

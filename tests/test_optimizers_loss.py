@@ -1,0 +1,153 @@
+"""Rules that read the loss (presets.LOSS_OPTIMIZERS: sophia, momo, momo_adam; issue 21):
+the train step passes optax's extra arguments `value` and `obj_fn`. Each against optax's
+own transformation, a pack equal to solo runs, range checks, Choi spaces, bench.train on
+mnist1d_mlp (validation loss falls), and Sophia's reverse-over-reverse Hessian product
+through the CPU convolution's custom VJP (the CNN trains)."""
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import optax.contrib
+import pytest
+
+from bench import optimizer_rules, optimizers
+from conftest import ROOT
+from protocols import presets, protocol as P
+from test_optimizers_more import check_trained, train_child
+from test_optimizers_new import CENTRE, CURV, PARAMS, STEPS, close
+
+LOSS = presets.LOSS_OPTIMIZERS
+C = optax.contrib
+
+CASES = {
+    "sophia": {"learning_rate": 0.01, "beta1": 0.9, "beta2": 0.95, "epsilon": 1e-6,
+               "weight_decay": 0.01, "gamma": 0.05, "clip_threshold": 0.5,
+               "update_interval": 3},
+    "momo": {"learning_rate": 0.5, "momentum": 0.8, "lower_bound": 0.0, "weight_decay": 0.01},
+    "momo_adam": {"learning_rate": 0.05, "beta1": 0.8, "beta2": 0.99, "epsilon": 1e-6,
+                  "lower_bound": 0.0, "weight_decay": 0.01},
+}
+
+
+def loss(p):
+  """The quadratic whose gradient test_optimizers_new.grads is, with a quartic term so
+  that Sophia's Hessian is not constant."""
+  return sum(jnp.sum(0.5 * CURV[k] * (x - CENTRE[k]) ** 2 + 0.01 * (x - CENTRE[k]) ** 4)
+             for k, x in p.items())
+
+
+def optax_own(name, h):
+  lr, wd = h["learning_rate"], h["weight_decay"]
+  return {
+      "sophia": lambda: C.sophia(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"],
+                                 weight_decay=wd, gamma=h["gamma"],
+                                 clip_threshold=h["clip_threshold"],
+                                 update_interval=h["update_interval"]),
+      "momo": lambda: C.momo(lr, beta=h["momentum"], lower_bound=h["lower_bound"],
+                             weight_decay=wd),
+      "momo_adam": lambda: C.momo_adam(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"],
+                                       lower_bound=h["lower_bound"], weight_decay=wd),
+  }[name]()
+
+
+def run(tx, params=PARAMS, steps=STEPS):
+  """Params after `steps` updates, each given the loss and its function, as the train step."""
+  def body(carry, i):
+    p, s = carry
+    value, g = jax.value_and_grad(loss)(p)
+    u, s = tx.update(g, s, p, value=value, obj_fn=loss, step=i)
+    return (optax.apply_updates(p, u), s), None
+  (p, _), _ = jax.lax.scan(body, (params, tx.init(params)), jnp.arange(steps))
+  return p
+
+
+def test_every_rule_is_registered_and_has_a_case():
+  assert set(LOSS) <= set(optimizers.REGISTRY) and set(CASES) == set(LOSS)
+  for name in LOSS:
+    assert set(CASES[name]) == set(optimizers.entry(name).defaults), name
+
+
+@pytest.mark.parametrize("name", LOSS)
+def test_matches_optax_with_the_same_hyperparameters(name):
+  ours = jax.jit(lambda: run(optimizers.build(name, CASES[name], train_steps=STEPS)))()
+  theirs = jax.jit(lambda: run(optax_own(name, CASES[name])))()
+  close(ours, theirs, rtol=1e-4, atol=1e-6)  # sophia: its Hessian product by another AD mode
+  assert not np.allclose(ours["w"], PARAMS["w"])
+
+
+def test_the_reverse_hutchinson_estimate_is_optaxs():
+  ours, theirs = optimizer_rules.hutchinson_reverse(), C.hutchinson_estimator_diag_hessian()
+  s1, s2 = ours.init(PARAMS), theirs.init(PARAMS)
+  for _ in range(3):
+    a, s1 = ours.update(PARAMS, s1, PARAMS, obj_fn=loss)
+    b, s2 = theirs.update(PARAMS, s2, PARAMS, obj_fn=loss)
+    close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", LOSS)
+def test_a_pack_of_two_equals_two_solo_runs(name):
+  other = {k: (v * 2 if k not in ("beta1", "beta2", "momentum", "update_interval",
+                                   "lower_bound") else v) for k, v in CASES[name].items()}
+  make, values_a = optimizers.factory(name, CASES[name], train_steps=STEPS)
+  _, values_b = optimizers.factory(name, other, train_steps=STEPS)
+  one = lambda v: run(make(v))
+  solo = [jax.jit(one)(v) for v in (values_a, values_b)]
+  pack = jax.jit(jax.vmap(one))({k: np.stack([values_a[k], values_b[k]]) for k in values_a})
+  for i in range(2):
+    close(jax.tree.map(lambda x: x[i], pack), solo[i], rtol=1e-5, atol=1e-6)
+  assert not np.allclose(solo[0]["w"], solo[1]["w"])
+
+
+@pytest.mark.parametrize("name,key,value,match", [
+    ("sophia", "gamma", 0.0, "must be > 0"),
+    ("sophia", "update_interval", 0, "integer >= 1"),
+    ("momo", "momentum", 1.0, r"in \[0, 1\)"),
+    ("momo_adam", "epsilon", -1.0, ">= 0"),
+])
+def test_bad_values_are_one_clear_error(name, key, value, match):
+  with pytest.raises(optimizers.OptimizerError, match=match):
+    optimizers.resolve_hparams(name, {key: value})
+
+
+@pytest.mark.parametrize("name", LOSS)
+def test_choi_levels_validate_and_their_points_resolve(name):
+  for level in presets.CHOI_LEVELS:
+    p = presets.choi(name, level, num_trials=8)
+    P.validate(p)
+    for point in P.sample_points(p, 0, 8):
+      optimizers.factory(name, {k: v for k, v in point.items() if k != "optimizer"},
+                         train_steps=100)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  out, proc = train_child(LOSS, tmp_path_factory, "train_loss")
+  try:
+    stdout, stderr = proc.communicate(timeout=900)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  assert proc.returncode == 0, stderr[-3000:]
+  return out, stdout
+
+
+@pytest.mark.parametrize("name", LOSS)
+def test_bench_train_trains_with_the_defaults(trained, name):
+  check_trained(trained[0], trained[1], name)
+
+
+def test_sophia_trains_the_cnn_through_the_cpu_convolution(tmp_path):
+  p = subprocess.run(
+      [sys.executable, "-m", "bench.train", "--workload=mnist1d_cnn", "--optimizer=sophia",
+       "--config.train_steps=20", "--config.eval_every=10", "--config.batch_size=32",
+       f"--output_dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=600,
+      env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert p.returncode == 0, p.stderr[-3000:]
+  rec = json.loads((tmp_path / "record.json").read_text())
+  assert rec["status"] == "ok" and len(rec["curve"]) == 2
+  assert all(np.isfinite(r["val/loss"]) for r in rec["curve"])
