@@ -3,13 +3,13 @@
 Pure numpy/scipy/pandas: reads stored results only (never bench's training
 code, jax or flax). Start with `trials, curves = analysis.load(results_dir)`.
 
-The package re-exports the main functions (`analysis.scaling_curve`,
-`analysis.optimizer_scores`, ...); no name is both a function and a module:
-`analysis.steps_to_result` and `analysis.best_of_k` are the modules, whose
-functions of the same name are `analysis.steps_to_result.steps_to_result` and
-`analysis.best_of_k.best_of_k`. Everything is imported on first use, so that
-`analysis.record` (the trial-record format, which the training side writes)
-costs no pandas or scipy import.
+`analysis.load` is the one function the package itself exports (from
+analysis.results); every other name is its module's: `analysis.X` is always the
+module analysis/X.py, e.g. `analysis.steps_to_result.scaling_curve`,
+`analysis.rankings.optimizer_scores`, `analysis.best_of_k.best_of_k`. Modules
+are imported on first use, so that `analysis.record` (the trial-record format,
+which the training side writes) costs no pandas or scipy import, and
+`import analysis` no matplotlib (analysis.plots and analysis.report load it).
 
 Layers, each importing only those before it (tests/test_layering.py):
   leaves      record (the trial-record format, stdlib only), schema, bounds,
@@ -31,26 +31,12 @@ if sys.argv[:1] == ["-m"]:  # Python is starting an analysis module: signals, on
   from analysis import interrupts as _interrupts
   _interrupts.install()
 
-_EXPORTS = {
-    "Results": "results", "load": "results",
-    "goal_times": "steps_to_result",
-    "perfect_scaling": "steps_to_result", "scaling_regimes": "steps_to_result",
-    "scaling_curve": "steps_to_result", "optimal_effective_lr": "steps_to_result",
-    "best_under_budget": "steps_to_result",
-    "best_of_k_exact": "best_of_k",
-    "optimizer_scores": "rankings", "ranking_table": "rankings", "inclusion_check": "rankings",
-    "performance_profile": "profiles",
-    # The playbook's checks. analysis.plots and analysis.report are imported on their
-    # own: they load matplotlib (Agg backend), which `import analysis` should not do.
-    "boundary_check": "playbook", "isolation": "playbook",
-    "trial_vs_study_variance": "playbook",
-}
-__all__ = sorted(_EXPORTS)
+__all__ = ["load"]
 
 
 def __getattr__(name: str) -> Any:
-  if name in _EXPORTS:
-    value = getattr(importlib.import_module(f"analysis.{_EXPORTS[name]}"), name)
+  if name == "load":
+    value = importlib.import_module("analysis.results").load
   else:  # a submodule, imported on first use (its import sets the attribute)
     try:
       value = importlib.import_module(f"analysis.{name}")

@@ -7,8 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import analysis
-from analysis.best_of_k import best_of_k, trial_scores
+from analysis.best_of_k import best_of_k, best_of_k_exact, trial_scores
 
 
 def _enumerate(values, tests, k):
@@ -28,8 +27,8 @@ def _inverted_cdf(x, q):
 
 
 def _mean_best(values, k):
-  """E[best of k] from the closed form (analysis.best_of_k_exact's mean)."""
-  return analysis.best_of_k_exact(values, [k])["mean"].iloc[0]
+  """E[best of k] from the closed form (best_of_k_exact's mean)."""
+  return best_of_k_exact(values, [k])["mean"].iloc[0]
 
 
 @pytest.mark.parametrize("values", [
@@ -39,7 +38,7 @@ def _mean_best(values, k):
 ])
 def test_closed_form_equals_brute_force(values):
   tests = [v + 0.01 * (i + 1) if np.isfinite(v) else np.inf for i, v in enumerate(values)]
-  exact = analysis.best_of_k_exact(values, test=tests, ci=0.5).set_index("k")
+  exact = best_of_k_exact(values, test=tests, ci=0.5).set_index("k")
   for k in range(1, 5):
     best, test = _enumerate(values, tests, k)
     assert _mean_best(values, k) == pytest.approx(best.mean())
@@ -80,7 +79,7 @@ def test_monte_carlo_agrees_with_closed_form():
   values = rng.lognormal(mean=-2.0, sigma=0.5, size=25)
   tests = values + rng.normal(scale=0.01, size=25)
   ks = [1, 2, 5, 10, 25]
-  exact = analysis.best_of_k_exact(values, ks, test=tests)
+  exact = best_of_k_exact(values, ks, test=tests)
   draws = np.random.default_rng(7).integers(0, len(values), size=(4000, max(ks)))
   for k, row in zip(ks, exact.itertuples()):
     picked = draws[:, :k][np.arange(4000), np.argmin(values[draws[:, :k]], axis=1)]
@@ -123,7 +122,7 @@ def test_divergence_policy():
 def test_selected_trial_test_score():
   # The best-validation trial is not the best-test trial: reported test follows selection.
   trials = _study(["ok"] * 3, [0.1, 0.2, 0.3], tests=[0.5, 0.0, 0.0])
-  exact = analysis.best_of_k_exact([0.1, 0.2, 0.3], test=[0.5, 0.0, 0.0]).set_index("k")
+  exact = best_of_k_exact([0.1, 0.2, 0.3], test=[0.5, 0.0, 0.0]).set_index("k")
   # P(trial 0 among k draws) = 1 - (2/3)^k
   for k in (1, 2, 3):
     assert exact.loc[k, "test_mean"] == pytest.approx(0.5 * (1 - (2 / 3) ** k))

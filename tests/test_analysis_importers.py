@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import analysis
 from analysis import importers, reference, schema
 from analysis.algoperf import results as algoperf_results
-from analysis.steps_to_result import steps_to_result
+from analysis.profiles import performance_profile
+from analysis.steps_to_result import (best_under_budget, goal_times, optimal_effective_lr,
+                                      scaling_regimes, steps_to_result)
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 DEEPOBS = reference.DEEPOBS_CSV
@@ -95,13 +96,13 @@ def test_batch_science_steps_to_result(batch_science):
   assert dict(table["steps_to_result"]) == {16: 3000.0, 32: 1500.0, 64: 1000.0}
   assert list(table["fastest_trial_id"].str.rsplit("/", n=1).str[-1]) == ["1", "1", "1"]
   assert list(table["n_eligible"]) == [2, 2, 2]
-  eff = analysis.optimal_effective_lr(trials, curves)
+  eff = optimal_effective_lr(trials, curves)
   np.testing.assert_allclose(eff["effective_lr"], [0.05 / 0.1, 0.1 / 0.05, 0.2 / 0.01])
-  reg = analysis.scaling_regimes(table.index, table["steps_to_result"])
+  reg = scaling_regimes(table.index, table["steps_to_result"])
   assert reg["perfect_limit"] == 64  # 1000 / 750 = 1.33 <= 1.5
   assert reg["max_useful_batch"] == 64 and not reg["saturation_observed"]
   # Example budget, as Shallue's apply_example_budget: step * batch <= budget.
-  best = analysis.best_under_budget(trials, curves, budgets=[32000], unit="examples")
+  best = best_under_budget(trials, curves, budgets=[32000], unit="examples")
   got = best.set_index("batch_size")["best"]
   assert got[16] == pytest.approx(0.01) and got[32] == pytest.approx(0.012)
   assert got[64] == pytest.approx(0.05)
@@ -139,19 +140,19 @@ def test_algoperf_tables(algoperf):
   assert t.loc["sub_a/study_0/mnist/trial_1", "goal_time"] == 90
   assert math.isnan(t.loc["sub_a/study_0/mnist/trial_2", "goal_step"])
   assert t.loc["sub_a/study_0/mnist/trial_1", "hp/learning_rate"] == pytest.approx(0.001)
-  strict = analysis.goal_times(trials, curves)  # the harness's strict rule
+  strict = goal_times(trials, curves)  # the harness's strict rule
   assert strict["sub_a/study_0/mnist/trial_1"] == 300
 
 
 def test_algoperf_performance_profile(algoperf):
-  prof = analysis.performance_profile(algoperf.trials, time_col="goal_time")
+  prof = performance_profile(algoperf.trials, time_col="goal_time")
   # sub_a: median(90, 40) = 65; sub_b: median(min(60, 55), 100) = 77.5
   assert prof.times.loc["sub_a", "mnist"] == 65 and prof.times.loc["sub_b", "mnist"] == 77.5
   assert prof.ratios.loc["sub_b", "mnist"] == pytest.approx(77.5 / 65)
   assert prof.score["sub_a"] == pytest.approx(1.0)
   assert prof.score["sub_b"] == pytest.approx((4 - 77.5 / 65) / 3, abs=0.01)
   # Counting only trials that did not diverge: sub_b's study_0 best is 60.
-  ok = analysis.performance_profile(algoperf.trials, time_col="goal_time", statuses=("ok",))
+  ok = performance_profile(algoperf.trials, time_col="goal_time", statuses=("ok",))
   assert ok.times.loc["sub_b", "mnist"] == 80
 
 
@@ -162,7 +163,7 @@ def test_performance_profile_math():
     for w, time in zip(["w1", "w2", "w3"], times):
       rows.append({"submission": sub, "workload": w, "study_id": f"{sub}/{w}",
                    "goal_step": time})
-  prof = analysis.performance_profile(pd.DataFrame(rows), taus=[1.0, 1.5, 2.0, 4.0])
+  prof = performance_profile(pd.DataFrame(rows), taus=[1.0, 1.5, 2.0, 4.0])
   np.testing.assert_allclose(prof.ratios.loc["A"], [1.0, 2.0, np.inf])
   np.testing.assert_allclose(prof.ratios.loc["B"], [2.0, 1.0, 1.0])
   np.testing.assert_allclose(prof.profile.loc["A"], [1 / 3, 1 / 3, 2 / 3, 2 / 3])

@@ -5,8 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import analysis
-from analysis.rankings import INCLUSIONS
+from analysis.rankings import INCLUSIONS, inclusion_check, optimizer_scores, ranking_table
 
 
 def _trials(spec, protocol="wide", workload="w"):
@@ -35,7 +34,7 @@ def test_inclusions_are_choi_et_al():
 def test_scores_and_ranking():
   trials = _trials({"sgd": _spread(0.10), "momentum": _spread(0.08),
                     "adam": [(0.05, 0.07, "ok"), (0.01, 0.2, "diverged")] + _spread(0.06)})
-  scores = analysis.optimizer_scores(trials).set_index("optimizer")
+  scores = optimizer_scores(trials).set_index("optimizer")
   assert scores.loc["sgd", "best_val"] == pytest.approx(0.10)
   assert scores.loc["sgd", "test_at_best"] == pytest.approx(0.11)
   # The diverged adam trial (val 0.01) does not count; the 0.05 one is selected.
@@ -47,7 +46,7 @@ def test_scores_and_ranking():
   assert (scores["val_sides"] == "upper").all() and scores["val_lo"].isna().all()
   assert scores.loc["sgd", "val_hi"] == pytest.approx(0.104)
   assert scores.loc["adam", "val_hi"] == pytest.approx(0.062)
-  ranks = analysis.ranking_table(scores.reset_index())
+  ranks = ranking_table(scores.reset_index())
   assert ranks.loc[("w", "wide")].to_dict() == {"adam": 1.0, "momentum": 2.0, "sgd": 3.0}
 
 
@@ -55,8 +54,8 @@ def test_inclusion_check_flags_planted_violation():
   wide = _trials({"sgd": _spread(0.10), "momentum": _spread(0.20), "adam": _spread(0.05)})
   narrow = _trials({"sgd": _spread(0.10), "momentum": _spread(0.09), "adam": _spread(0.05)},
                    protocol="narrow")
-  scores = analysis.optimizer_scores(pd.concat([wide, narrow]))
-  bad = analysis.inclusion_check(scores)
+  scores = optimizer_scores(pd.concat([wide, narrow]))
+  bad = inclusion_check(scores)
   assert len(bad) == 1
   row = bad.iloc[0]
   assert (row["protocol_name"], row["special"], row["general"]) == ("wide", "sgd", "momentum")
@@ -65,11 +64,11 @@ def test_inclusion_check_flags_planted_violation():
   # All 8 sgd trials beat every momentum trial: p = C(8,8)/C(16,8) = 1/12870.
   assert row["tail_count"] == 8 and row["p_value"] == pytest.approx(1 / 12870)
   assert row["beyond_noise"]
-  every = analysis.inclusion_check(scores, all_pairs=True)
+  every = inclusion_check(scores, all_pairs=True)
   # sgd<=momentum, sgd<=adam, momentum<=adam per protocol
   assert len(every) == 6 and every["violated"].sum() == 1
   # Within tolerance: no violation reported.
-  assert analysis.inclusion_check(scores, tolerance=0.2).empty
+  assert inclusion_check(scores, tolerance=0.2).empty
 
 
 def test_inclusion_check_names_and_noise():
@@ -77,8 +76,8 @@ def test_inclusion_check_names_and_noise():
   # but marked as within the noise: p = C(2,1)/C(4,1) = 0.5.
   trials = _trials({"GradientDescentOptimizer": [(0.100, 0.1, "ok"), (0.300, 0.3, "ok")],
                     "MomentumOptimizer": [(0.101, 0.1, "ok"), (0.300, 0.3, "ok")]})
-  scores = analysis.optimizer_scores(trials)
-  bad = analysis.inclusion_check(scores)
+  scores = optimizer_scores(trials)
+  bad = inclusion_check(scores)
   assert list(bad["special"]) == ["sgd"] and list(bad["general"]) == ["momentum"]
   assert bad["tail_count"].iloc[0] == 1 and bad["p_value"].iloc[0] == 0.5
   assert not bad["beyond_noise"].iloc[0]
@@ -90,12 +89,12 @@ def test_ranking_plot_names_violations_under_their_own_panel(tmp_path, monkeypat
   from analysis.plots import base
   wide = _trials({"sgd": _spread(0.10), "momentum": _spread(0.20), "adam": _spread(0.05)})
   narrow = _trials({"sgd": _spread(0.10), "momentum": _spread(0.09)}, protocol="narrow")
-  scores = analysis.optimizer_scores(pd.concat([wide, narrow]))
+  scores = optimizer_scores(pd.concat([wide, narrow]))
   figs = []
   save = base.save_png
   monkeypatch.setattr(base, "save_png", lambda fig, path, **kw: figs.append(fig) or save(fig, path, **kw))
   plots.ranking_plot(scores, tmp_path / "r.png",
-                     inclusion=analysis.inclusion_check(scores, all_pairs=True))
+                     inclusion=inclusion_check(scores, all_pairs=True))
   labels = {ax.get_title(): ax.get_xlabel() for ax in figs[0].axes if ax.get_title()}
   assert labels == {"w / narrow": "", "w / wide": "violated: sgd⊆momentum"}
   assert (tmp_path / "r.png").stat().st_size > 0
@@ -123,7 +122,7 @@ def test_rank_changes_across_protocols_only_beyond_noise():
   # narrow: sgd's 8 trials all beat adam's; wide: adam's all beat sgd's -> a change.
   narrow = _trials({"sgd": _spread(0.05), "adam": _spread(0.20)}, protocol="narrow")
   wide = _trials({"sgd": _spread(0.20), "adam": _spread(0.05)}, protocol="wide")
-  moves = protocol_rank_changes(analysis.optimizer_scores(pd.concat([narrow, wide])))
+  moves = protocol_rank_changes(optimizer_scores(pd.concat([narrow, wide])))
   assert len(moves) == 1
   row = moves.iloc[0]
   assert (row["ahead_first"], row["behind_first"]) == ("sgd", "adam")
@@ -134,7 +133,7 @@ def test_rank_changes_across_protocols_only_beyond_noise():
   b = [(0.105 + 0.01 * i, 0.1, "ok") for i in range(8)]
   swapped = pd.concat([_trials({"sgd": a, "adam": b}, protocol="narrow"),
                        _trials({"sgd": b, "adam": a}, protocol="wide")])
-  scores = analysis.optimizer_scores(swapped)
-  ranks = analysis.ranking_table(scores)
+  scores = optimizer_scores(swapped)
+  ranks = ranking_table(scores)
   assert ranks.loc[("w", "narrow"), "sgd"] == 1 and ranks.loc[("w", "wide"), "adam"] == 1
   assert protocol_rank_changes(scores).empty

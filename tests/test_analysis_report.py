@@ -268,13 +268,7 @@ def test_boundary_check_flags_the_best_trial_alone_at_an_edge_as_the_playbook_sa
   assert crowd.loc[("momentum", "high"), "p_crowd"] == pytest.approx(0.001)
 
 
-def test_playbook_checks_are_reexported():
-  assert analysis.boundary_check is playbook.boundary_check
-  assert analysis.isolation is playbook.isolation
-  assert analysis.trial_vs_study_variance is playbook.trial_vs_study_variance
-
-
-def test_no_reexported_function_shadows_a_module():
+def test_no_function_shadows_a_module():
   """`analysis.X` is one thing: a module stays a module after any import."""
   import importlib
   import pkgutil

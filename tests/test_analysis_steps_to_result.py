@@ -6,11 +6,12 @@ import math
 import os
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import analysis
-from analysis.steps_to_result import describe_regime, describe_steps, scaling_curve, steps_to_result
+from analysis.steps_to_result import (best_under_budget, describe_regime, describe_steps, goal_times,
+                                      optimal_effective_lr, perfect_scaling, scaling_curve,
+                                      scaling_regimes, steps_to_result)
 
 NAN = float("nan")
 GOAL = 0.1  # val/error < 0.1
@@ -158,37 +159,37 @@ def test_steps_to_result_hand_computed(loaded):
 
 def test_goal_override_and_strictness(loaded):
   trials, curves = loaded
-  steps = analysis.goal_times(trials, curves)
+  steps = goal_times(trials, curves)
   assert steps["bs128-t1"] == 400  # 0.1 at step 200 is not strictly below 0.1
-  assert analysis.goal_times(trials, curves, strict=False)["bs128-t1"] == 200
+  assert goal_times(trials, curves, strict=False)["bs128-t1"] == 200
   other = steps_to_result(trials, curves, threshold=0.3)
   assert dict(zip(other["batch_size"], other["steps_to_result"])) == {128: 200, 256: 200,
                                                                       512: 200}
   none = steps_to_result(trials, curves, threshold=0.01)
   assert none["steps_to_result"].isna().all() and none["fastest_trial_id"].isna().all()
-  wall = analysis.goal_times(trials, curves, time_col="wall_time")
+  wall = goal_times(trials, curves, time_col="wall_time")
   assert wall["bs128-t0"] == 150.0
 
 
 def test_scaling_regimes():
   b = [128, 256, 512]
   s = [300, 200, 200]
-  np.testing.assert_allclose(analysis.perfect_scaling(b, s), [300, 150, 75])
-  reg = analysis.scaling_regimes(b, s)
+  np.testing.assert_allclose(perfect_scaling(b, s), [300, 150, 75])
+  reg = scaling_regimes(b, s)
   # 200 / 150 = 1.33 <= 1.5 (still perfect); 200 / 75 > 1.5.
   assert reg["perfect_limit"] == 256
   # beyond 256 no batch size cuts steps by 10%; 512 reached the goal, so it is observed.
   assert reg["max_useful_batch"] == 256 and reg["saturation_observed"]
-  reg = analysis.scaling_regimes([8, 16, 32, 64], [NAN, 1000, 500, 260])
+  reg = scaling_regimes([8, 16, 32, 64], [NAN, 1000, 500, 260])
   assert reg["perfect_limit"] == 64 and reg["max_useful_batch"] == 64
   assert not reg["saturation_observed"]
-  reg = analysis.scaling_regimes([8, 16], [NAN, NAN])
+  reg = scaling_regimes([8, 16], [NAN, NAN])
   assert math.isnan(reg["perfect_limit"]) and math.isnan(reg["max_useful_batch"])
 
 
 def test_scaling_curve(loaded):
   trials, curves = loaded
-  sc = analysis.scaling_curve(trials, curves)
+  sc = scaling_curve(trials, curves)
   table = sc.table.set_index("batch_size")
   assert dict(table["steps_to_result"]) == EXPECTED
   # Order-statistic bounds: one trial bounds nothing at 90%; two bound the rerun
@@ -230,21 +231,21 @@ def test_censored_values_are_marked(loaded):
 
 def test_optimal_effective_lr(loaded):
   trials, curves = loaded
-  eff = analysis.optimal_effective_lr(trials, curves).set_index("batch_size")
+  eff = optimal_effective_lr(trials, curves).set_index("batch_size")
   np.testing.assert_allclose(eff["effective_lr"].to_numpy(),
                              [0.1 / 0.1, 0.2 / 0.1, 0.4 / 0.01])
 
 
 def test_best_under_budget(loaded):
   trials, curves = loaded
-  steps = analysis.best_under_budget(trials, curves, budgets=[50, 200, 400], unit="steps")
+  steps = best_under_budget(trials, curves, budgets=[50, 200, 400], unit="steps")
   got = steps.set_index(["batch_size", "budget"])["best"]
   assert math.isnan(got[(128, 50)])
   assert got[(128, 200)] == pytest.approx(0.1)  # t1 at step 200; diverged t2 excluded
   assert got[(256, 200)] == pytest.approx(0.08)
   assert got[(512, 400)] == pytest.approx(0.07)
   # 25.6 epochs = step 200 at batch 128, step 100 at 256, step 50 at 512.
-  ep = analysis.best_under_budget(trials, curves, budgets=[25.6], unit="epochs")
+  ep = best_under_budget(trials, curves, budgets=[25.6], unit="epochs")
   got = ep.set_index("batch_size")["best"]
   assert got[128] == pytest.approx(0.1) and got[256] == pytest.approx(0.3)
   assert math.isnan(got[512])

@@ -1,4 +1,4 @@
-"""AlgoPerf trial logs read into the harness's trials/curves tables (analysis.Results).
+"""AlgoPerf trial logs read into the harness's trials/curves tables (analysis.results.Results).
 
 `load(dir)` finds and reads the logs (analysis.algoperf.logs) as generic trials
 and curves, the way analysis.importers reads other published runs: validation/
