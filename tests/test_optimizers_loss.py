@@ -17,9 +17,10 @@ import pytest
 
 from bench import optimizer_rules, optimizers
 from conftest import ROOT
-from protocols import presets, protocol as P
-from test_optimizers_more import check_trained, train_child
-from test_optimizers_new import CENTRE, CURV, PARAMS, STEPS, close
+from optimizer_harness import (CENTRE, CURV, PARAMS, STEPS, check_bad_value,
+                               check_choi_levels, check_pack_equals_solo, check_registered,
+                               check_trained, close, second_point, train_all)
+from protocols import presets
 
 LOSS = presets.LOSS_OPTIMIZERS
 C = optax.contrib
@@ -35,7 +36,7 @@ CASES = {
 
 
 def loss(p):
-  """The quadratic whose gradient test_optimizers_new.grads is, with a quartic term so
+  """The quadratic whose gradient optimizer_harness.grads is, with a quartic term so
   that Sophia's Hessian is not constant."""
   return sum(jnp.sum(0.5 * CURV[k] * (x - CENTRE[k]) ** 2 + 0.01 * (x - CENTRE[k]) ** 4)
              for k, x in p.items())
@@ -67,9 +68,7 @@ def run(tx, params=PARAMS, steps=STEPS):
 
 
 def test_every_rule_is_registered_and_has_a_case():
-  assert set(LOSS) <= set(optimizers.REGISTRY) and set(CASES) == set(LOSS)
-  for name in LOSS:
-    assert set(CASES[name]) == set(optimizers.entry(name).defaults), name
+  check_registered(LOSS, CASES)
 
 
 @pytest.mark.parametrize("name", LOSS)
@@ -91,54 +90,34 @@ def test_the_reverse_hutchinson_estimate_is_optaxs():
 
 @pytest.mark.parametrize("name", LOSS)
 def test_a_pack_of_two_equals_two_solo_runs(name):
-  other = {k: (v * 2 if k not in ("beta1", "beta2", "momentum", "update_interval",
-                                   "lower_bound") else v) for k, v in CASES[name].items()}
-  make, values_a = optimizers.factory(name, CASES[name], train_steps=STEPS)
-  _, values_b = optimizers.factory(name, other, train_steps=STEPS)
-  one = lambda v: run(make(v))
-  solo = [jax.jit(one)(v) for v in (values_a, values_b)]
-  pack = jax.jit(jax.vmap(one))({k: np.stack([values_a[k], values_b[k]]) for k in values_a})
-  for i in range(2):
-    close(jax.tree.map(lambda x: x[i], pack), solo[i], rtol=1e-5, atol=1e-6)
-  assert not np.allclose(solo[0]["w"], solo[1]["w"])
+  check_pack_equals_solo(name, CASES[name],
+                         second_point(CASES[name], fixed=("update_interval", "lower_bound")),
+                         run=run)
 
 
 @pytest.mark.parametrize("name,key,value,match", [
     ("sophia", "gamma", 0.0, "must be > 0"),
-    ("sophia", "update_interval", 0, "integer >= 1"),
-    ("momo", "momentum", 1.0, r"in \[0, 1\)"),
-    ("momo_adam", "epsilon", -1.0, ">= 0"),
+    ("sophia", "update_interval", 0, "must be an integer >= 1"),
+    ("momo", "momentum", 1.0, "must be in [0, 1)"),
+    ("momo_adam", "epsilon", -1.0, "must be >= 0"),
 ])
 def test_bad_values_are_one_clear_error(name, key, value, match):
-  with pytest.raises(optimizers.OptimizerError, match=match):
-    optimizers.resolve_hparams(name, {key: value})
+  check_bad_value(name, key, value, match)
 
 
 @pytest.mark.parametrize("name", LOSS)
-def test_choi_levels_validate_and_their_points_resolve(name):
-  for level in presets.CHOI_LEVELS:
-    p = presets.choi(name, level, num_trials=8)
-    P.validate(p)
-    for point in P.sample_points(p, 0, 8):
-      optimizers.factory(name, {k: v for k, v in point.items() if k != "optimizer"},
-                         train_steps=100)
+def test_choi_levels_are_nested_and_their_points_resolve(name):
+  check_choi_levels(name, num_trials=8)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-  out, proc = train_child(LOSS, tmp_path_factory, "train_loss")
-  try:
-    stdout, stderr = proc.communicate(timeout=900)
-  finally:
-    if proc.poll() is None:
-      proc.kill()
-  assert proc.returncode == 0, stderr[-3000:]
-  return out, stdout
+  return train_all(LOSS, tmp_path_factory, "train_loss")
 
 
 @pytest.mark.parametrize("name", LOSS)
 def test_bench_train_trains_with_the_defaults(trained, name):
-  check_trained(trained[0], trained[1], name)
+  check_trained(*trained, name)
 
 
 def test_sophia_trains_the_cnn_through_the_cpu_convolution(tmp_path):

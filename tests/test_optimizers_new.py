@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -18,10 +17,13 @@ import pytest
 
 from bench import optimizers
 from conftest import ROOT
-from protocols import presets, protocol as P, search_space as ss
+from optimizer_harness import (PARAMS, STEPS, TRAIN_FLAGS, check_bad_value,
+                               check_choi_levels, check_matches_optax,
+                               check_pack_equals_solo, check_registered, close, finished,
+                               second_point, train_child, trajectory)
+from protocols import presets, protocol as P
 
 NEW = presets.MODERN_OPTIMIZERS
-STEPS = 8
 
 # Hyperparameters away from the defaults, so that a wrong wiring shows.
 CASES = {
@@ -71,54 +73,13 @@ def optax_own(name, h):
   raise KeyError(name)
 
 
-# A tiny tree: a 2-D matrix, a bias, a matrix big enough for Adafactor to factor
-# (both dims >= 128) and a 4-D conv kernel; a separable quadratic, so each leaf's
-# trajectory depends on that leaf alone.
-_rng = np.random.RandomState(0)
-PARAMS = {"w": _rng.randn(4, 3), "b": _rng.randn(3), "big": _rng.randn(128, 130) * 0.1,
-          "conv": _rng.randn(3, 3, 2, 4)}
-PARAMS = {k: jnp.asarray(v, jnp.float32) for k, v in PARAMS.items()}
-CURV = {k: jnp.asarray(_rng.uniform(0.5, 3.0, v.shape), jnp.float32) for k, v in PARAMS.items()}
-CENTRE = {k: jnp.asarray(_rng.randn(*v.shape) * 0.3, jnp.float32) for k, v in PARAMS.items()}
-
-
-def grads(p):
-  return {k: CURV[k] * (x - CENTRE[k]) for k, x in p.items()}
-
-
-def trajectory(tx, params=PARAMS, steps=STEPS):
-  """Params after each step, and the final state (one jitted scan)."""
-  @jax.jit
-  def run(params):
-    def body(carry, _):
-      p, state = carry
-      updates, state = tx.update(grads(p), state, p)
-      p = optax.apply_updates(p, updates)
-      return (p, state), p
-    (_, state), ps = jax.lax.scan(body, (params, tx.init(params)), None, length=steps)
-    return ps, state
-  ps, state = run(params)
-  return [jax.tree.map(lambda x: x[i], ps) for i in range(steps)], state
-
-
-def close(a, b, rtol=1e-6, atol=1e-6):
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
-
-
 def test_every_new_optimizer_is_registered_and_has_a_case():
-  assert set(NEW) <= set(optimizers.REGISTRY)
-  assert set(CASES) == set(NEW)
-  for name in NEW:
-    assert set(CASES[name]) == set(optimizers.entry(name).defaults), name
+  check_registered(NEW, CASES)
 
 
 @pytest.mark.parametrize("name", NEW)
 def test_matches_optax_with_the_same_hyperparameters(name):
-  ours, _ = trajectory(optimizers.build(name, CASES[name], train_steps=STEPS))
-  theirs, _ = trajectory(optax_own(name, CASES[name]))
-  close(ours, theirs)
-  assert not np.allclose(ours[-1]["w"], PARAMS["w"])
+  check_matches_optax(name, CASES[name], optax_own)
 
 
 # ----- NumPy transcriptions of the papers' rules -----
@@ -276,43 +237,10 @@ def test_muon_splits_the_tree_by_rank():
 
 # ----- packs: vmap over the hyperparameter values -----
 
-def _second_point(name):
-  """Another valid point of the same program: every value changed."""
-  out = {}
-  for k, v in CASES[name].items():
-    if k in ("beta1", "beta2", "beta3", "momentum"):
-      out[k] = 1 - (1 - v) * 1.5 if v > 0 else 0.3
-    elif k == "decay_rate":
-      out[k] = 0.9
-    else:
-      out[k] = v * 2
-  return out
-
-
 @pytest.mark.parametrize("name", NEW)
 def test_a_pack_of_two_equals_two_solo_runs(name):
-  make, values_a = optimizers.factory(name, CASES[name], train_steps=STEPS)
-  _, values_b = optimizers.factory(name, _second_point(name), train_steps=STEPS)
-  assert optimizers.program_key(name, CASES[name]) == optimizers.program_key(
-      name, _second_point(name))
-
-  def run(values):
-    tx = make(values)
-    state = tx.init(PARAMS)
-
-    def body(carry, _):
-      p, s = carry
-      updates, s = tx.update(grads(p), s, p)
-      return (optax.apply_updates(p, updates), s), None
-    (p, s), _ = jax.lax.scan(body, (PARAMS, state), None, length=STEPS)
-    return optimizers.eval_params(name, p, s)
-
-  solo = [jax.jit(run)(v) for v in (values_a, values_b)]
-  stacked = {k: np.stack([values_a[k], values_b[k]]) for k in values_a}
-  pack = jax.jit(jax.vmap(run))(stacked)
-  for i in range(2):
-    close(jax.tree.map(lambda x: x[i], pack), solo[i], rtol=1e-5, atol=1e-6)
-  assert not np.allclose(solo[0]["w"], solo[1]["w"])
+  check_pack_equals_solo(name, CASES[name], second_point(CASES[name],
+                                                         special={"decay_rate": 0.9}))
 
 
 def test_harness_pack_lanes_equal_solo_trials(name="muon"):
@@ -353,9 +281,7 @@ def test_harness_pack_lanes_equal_solo_trials(name="muon"):
     ("radam", "beta1", 1.0, "must be in [0, 1)"),
 ])
 def test_bad_values_are_one_clear_error(name, key, value, match):
-  with pytest.raises(optimizers.OptimizerError) as e:
-    optimizers.resolve_hparams(name, {key: value})
-  assert str(e.value) == f"{name}.{key} = {value} {match}"
+  check_bad_value(name, key, value, match)
 
 
 def test_new_names_reject_other_rules_hyperparameters():
@@ -365,40 +291,9 @@ def test_new_names_reject_other_rules_hyperparameters():
 
 # ----- Choi-style search spaces -----
 
-def _nested(small, large):
-  """Choi's inclusion: every point of the smaller level is one of the larger (a fixed
-  weight decay of 0 under a log range counts, as the range's low end <= 1e-5 is)."""
-  assert set(small) <= set(large)
-  for name, spec in small.items():
-    big = large[name]
-    if spec["kind"] == "fixed":
-      if name == "schedule" and spec["value"] == "constant" and big.get("value") == "linear_decay":
-        assert ss.contains(large["decay_factor"], 1.0)
-      elif name == "weight_decay" and spec["value"] == 0.0 and big["kind"] == "log":
-        assert big["low"] <= 1e-5
-      else:
-        assert ss.contains(big, spec["value"]), (name, spec, big)
-    else:
-      assert big["kind"] == spec["kind"] and big["low"] <= spec["low"] <= spec["high"] <= big["high"]
-
-
 @pytest.mark.parametrize("name", NEW)
 def test_choi_levels_are_nested_and_their_points_resolve(name):
-  levels = [P.as_plain(presets.get(f"choi_{level}", optimizer=name, num_trials=16))
-            for level in presets.CHOI_LEVELS]
-  spaces = [p["search_space"] for p in levels]
-  for small, large in zip(spaces, spaces[1:]):
-    _nested(small, large)
-  searched = [sum(spec["kind"] != "fixed" for spec in space.values()) for space in spaces]
-  assert searched[2] > searched[1] > searched[0] == 1, searched
-  assert spaces[0]["learning_rate"]["kind"] == "log"
-  assert spaces[0]["learning_rate"]["high"] / spaces[0]["learning_rate"]["low"] >= 1e4
-  for level in presets.CHOI_LEVELS:
-    p = presets.choi(name, level, num_trials=16)
-    P.validate(p)
-    for point in P.sample_points(p, 0, 16):
-      hp = {k: v for k, v in point.items() if k != "optimizer"}
-      optimizers.factory(name, hp, train_steps=100)  # every point is a valid trial
+  check_choi_levels(name)
 
 
 def test_choi_still_rejects_rules_without_a_space():
@@ -409,31 +304,8 @@ def test_choi_still_rejects_rules_without_a_space():
 
 # ----- python -m bench.train -----
 
-# bench.train once per optimizer in one process (one interpreter start, not nine): the
-# flags are parsed and main() run as `python -m bench.train ...` does.
-CHILD = r"""
-import sys
-from absl import flags
-out, cases = sys.argv[1], sys.argv[2:]
-common = ["--workload=mnist1d_mlp", "--config.batch_size=32", "--config.train_steps=20",
-          "--config.eval_every=20"]
-# config_flags registers its --config.* override flags from sys.argv when bench.train
-# defines --config: every override used below is named then.
-sys.argv = ["bench.train", *common, "--config.hparams.learning_rate=1.0"]
-from bench import train
-for case in cases:
-  name, lr = case.split("=")
-  argv = ["bench.train", *common, f"--optimizer={name}",
-          f"--config.hparams.learning_rate={lr}", f"--output_dir={out}/{name}"]
-  flags.FLAGS.unparse_flags()
-  sys.argv = argv
-  try:
-    train.main(train.parse_flags(argv))
-    code = 0
-  except SystemExit as e:
-    code = e.code
-  print(f"EXIT {name} {code}", flush=True)
-"""
+# bench.train once per optimizer in one process (one interpreter start, not nine), each
+# at a learning rate of its scale, 20 steps of batch 32.
 TRAIN_LR = {"lion": 1e-3, "signum": 1e-3, "adopt": 3e-3, "ademamix": 3e-3, "muon": 0.02,
             "prodigy": 1.0, "schedule_free_sgd": 0.1, "adafactor": 1e-2, "radam": 3e-3}
 
@@ -447,10 +319,10 @@ def _children(request, tmp_path_factory):
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": ROOT}
   procs = {}
   if "test_bench_train_runs" in wanted:
-    out = tmp_path_factory.mktemp("train")
-    procs["train"] = out, subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(out), *(f"{n}={TRAIN_LR[n]}" for n in NEW)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs["train"] = train_child([f"{n}={TRAIN_LR[n]}" for n in NEW], tmp_path_factory,
+                                 "train", flags=(*TRAIN_FLAGS[:1], "--config.batch_size=32",
+                                                 "--config.train_steps=20",
+                                                 "--config.eval_every=20"))
   if "test_perf_measures_optimizer_steps_against_sgd" in wanted:
     out = tmp_path_factory.mktemp("perf") / "perf.json"
     procs["perf"] = out, subprocess.Popen(
@@ -465,10 +337,7 @@ def _children(request, tmp_path_factory):
 
 
 def _finished(procs, which):
-  out, proc = procs[which]
-  stdout, stderr = proc.communicate(timeout=600)
-  assert proc.returncode == 0, stderr[-3000:]
-  return out, stdout
+  return finished(*procs[which], timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,9 @@ import optax
 import pytest
 
 from bench import optimizers, preconditioners as pc
-from protocols import presets, protocol as P
-from test_optimizers_new import _nested
+from protocols import presets
+from optimizer_harness import (check_bad_value, check_choi_levels, check_pack_equals_solo,
+                               check_trained, train_all)
 
 STEPS = 7
 _rng = np.random.RandomState(3)
@@ -227,17 +228,13 @@ def _second(h):
 @pytest.mark.parametrize("shared_step", [False, True])
 def test_a_pack_of_two_equals_two_solo_runs(name, shared_step):
   h = {**CASES[name], "precondition_frequency": 3}
-  make, va = optimizers.factory(name, h, train_steps=STEPS)
-  _, vb = optimizers.factory(name, _second(h), train_steps=STEPS)
-  assert optimizers.program_key(name, h) == optimizers.program_key(name, _second(h))
   # SOAP on SQUARE: refreshed every 3 steps, a basis eigh picks in the statistics' null
   # space (the rank-deficient blocks of PARAMS) is arbitrary, and so are the next
   # steps' components there: lanes and solo runs may pick differently.
   params = SQUARE if name == "soap" else PARAMS
   p0 = {k: jnp.asarray(v, jnp.float32) for k, v in params.items()}
 
-  def run(values):
-    tx = make(values)
+  def run(tx):
     def body(carry, i):
       p, s = carry
       extra = {"step": i} if shared_step else {}
@@ -245,15 +242,11 @@ def test_a_pack_of_two_equals_two_solo_runs(name, shared_step):
       return (optax.apply_updates(p, u), s), None
     return jax.lax.scan(body, (p0, tx.init(p0)), jnp.arange(STEPS))[0][0]
 
-  solo = [jax.jit(run)(v) for v in (va, vb)]
-  pack = jax.jit(jax.vmap(run))({k: np.stack([va[k], vb[k]]) for k in va})
   # Batched and single matrix products and eigh round differently in float32, and an
   # inverse root amplifies that in ill-conditioned directions (lane b's exponent 2.6:
   # power 0.65): 1e-3 here, not the elementwise rules' 1e-5.
-  for i in range(2):
-    for k in params:
-      np.testing.assert_allclose(pack[k][i], solo[i][k], rtol=1e-3, atol=1e-4)
-  assert not np.allclose(solo[0]["b"], solo[1]["b"])
+  check_pack_equals_solo(name, h, _second(h), run=run, steps=STEPS, rtol=1e-3, atol=1e-4,
+                         differ="b")
 
 
 def _primitives(jaxpr, inside_cond=False, out=None):
@@ -306,9 +299,7 @@ def test_under_vmap_the_shared_step_keeps_eigh_in_a_cond(name):
     ("soap", "beta2", 1.0, "must be in [0, 1)"),
 ])
 def test_bad_values_are_one_clear_error(name, key, value, match):
-  with pytest.raises(optimizers.OptimizerError) as e:
-    optimizers.resolve_hparams(name, {key: value})
-  assert str(e.value) == f"{name}.{key} = {value} {match}"
+  check_bad_value(name, key, value, match)
 
 
 def test_block_size_and_frequency_shape_the_program_the_rest_are_values():
@@ -320,38 +311,18 @@ def test_block_size_and_frequency_shape_the_program_the_rest_are_values():
   assert "block_size" not in values and "beta2" in values
 
 
-@pytest.mark.parametrize("name", ["shampoo", "shampoo_sgd", "soap"])
+@pytest.mark.parametrize("name", presets.PRECONDITIONER_OPTIMIZERS)
 def test_choi_levels_are_nested_and_their_points_resolve(name):
-  spaces = [P.as_plain(presets.get(f"choi_{level}", optimizer=name, num_trials=8))
-            ["search_space"] for level in presets.CHOI_LEVELS]
-  for small, large in zip(spaces, spaces[1:]):
-    _nested(small, large)
-  searched = [sum(spec["kind"] != "fixed" for spec in space.values()) for space in spaces]
-  assert searched[2] > searched[1] > searched[0] == 1, searched
-  for level in presets.CHOI_LEVELS:
-    p = presets.choi(name, level, num_trials=8)
-    P.validate(p)
-    for point in P.sample_points(p, 0, 8):
-      optimizers.factory(name, {k: v for k, v in point.items() if k != "optimizer"},
-                         train_steps=100)
+  check_choi_levels(name, num_trials=8)
 
 
 # ----- python -m bench.train with the defaults -----
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-  from test_optimizers_more import train_child
-  out, proc = train_child(presets.PRECONDITIONER_OPTIMIZERS, tmp_path_factory, "train")
-  try:
-    stdout, stderr = proc.communicate(timeout=900)
-  finally:
-    if proc.poll() is None:
-      proc.kill()
-  assert proc.returncode == 0, stderr[-3000:]
-  return out, stdout
+  return train_all(presets.PRECONDITIONER_OPTIMIZERS, tmp_path_factory, "train")
 
 
 @pytest.mark.parametrize("name", presets.PRECONDITIONER_OPTIMIZERS)
 def test_bench_train_trains_with_the_defaults(trained, name):
-  from test_optimizers_more import check_trained
-  check_trained(trained[0], trained[1], name)
+  check_trained(*trained, name)
