@@ -77,8 +77,12 @@ taken reverse-over-reverse (the gradient of <grad f, u>), which a custom VJP all
 sophia runs on every workload (tests/test_optimizers_loss.py: equal to optax's own on an
 MLP, and it trains the CNN). Under a pack's vmap its every-update_interval `lax.cond` runs the Hessian product every
 step (both branches), which costs time, not correctness.
-Not here: PSGD's kron (psgd-jax 0.2.9 imports optax._src.clipping, gone from optax 0.2.8,
-and chex, undeclared).
+Kron (PSGD with Kronecker-factored preconditioners, Li 2018) is written here from Li's
+papers and kron_torch (bench/kron.py, tested against a NumPy float64 transcription):
+psgd-jax 0.2.9 imports optax._src.clipping, gone from optax 0.2.8, and an undeclared
+chex; psgdax 0.1.1 prints on init and draws its update decisions and probes from a
+PRNG key in each lane's state, so under a pack's vmap its update `lax.cond` runs both
+branches every step. Ours updates on kron_torch's deterministic schedule, by step.
 
 Every optimizer also takes the schedule hyperparameters of bench.schedules.
 """
@@ -91,6 +95,7 @@ import jax.numpy as jnp
 import optax
 import optax.contrib
 
+from bench import kron as psgd_kron
 from bench import preconditioners
 
 
@@ -325,6 +330,12 @@ def soap(lr, h):
                                     precondition_frequency=int(h["precondition_frequency"])),
       optax.add_decayed_weights(h["weight_decay"]),
       optax.scale_by_learning_rate(lr))
+
+
+def kron(lr, h):
+  return psgd_kron.kron(lr, beta1=h["beta1"], weight_decay=h["weight_decay"],
+                        preconditioner_lr=h["preconditioner_lr"],
+                        preconditioner_init_scale=h["preconditioner_init_scale"])
 
 
 # ----- rules that read the loss: value / obj_fn (module docstring) -----

@@ -174,6 +174,13 @@ REGISTRY: dict[str, OptimizerEntry] = {s.name: s for s in [
                   "SOAP (Vyas et al. 2024): Adam in the eigenbasis of Shampoo's statistics, "
                   "refreshed every precondition_frequency steps",
                   static_hparams=_PRECONDITIONER_STATIC),
+    # Kron (bench/kron.py): psgd's defaults (kron_torch / psgd-jax: lr 1e-3, b1 0.9,
+    # precond_lr 0.1, precond_init_scale 1.0); its update schedule is psgd's, by step.
+    OptimizerEntry("kron", rules.kron, {"learning_rate": 1e-3, "beta1": 0.9,
+                                        "weight_decay": 0.0, "preconditioner_lr": 0.1,
+                                        "preconditioner_init_scale": 1.0},
+                   "Kron (Li 2018; PSGD): Kronecker-factored preconditioner Q^T Q fitted "
+                   "on Lie groups of triangular matrices, applied to momentum"),
     # Rules that read the loss (the train step's value / obj_fn): optax.contrib's defaults,
     # but Sophia's learning rate (Adam's scale: its clipped step is at most lr per entry).
     OptimizerEntry("sophia", rules.sophia,
@@ -281,6 +288,13 @@ def _check_ranges(name: str, h: Mapping[str, Any]) -> None:
     bad("alpha", "must be > 0")  # COCOB's reward bound: alpha L_i in its denominator
   if name in ("dowg",) and isinstance(h.get("epsilon"), (int, float)) and h["epsilon"] <= 0:
     bad("epsilon", "must be > 0")  # DoWG's first distance estimate: 0 never moves
+  if "preconditioner_lr" in h and isinstance(h["preconditioner_lr"], (int, float)) and \
+      not 0 < h["preconditioner_lr"] < 1:
+    # Li's normalised step on the group: below 1, so that I - mu E / |E| stays invertible.
+    bad("preconditioner_lr", "must be in (0, 1)")
+  if "preconditioner_init_scale" in h and \
+      isinstance(h["preconditioner_init_scale"], (int, float)) and h["preconditioner_init_scale"] <= 0:
+    bad("preconditioner_init_scale", "must be > 0")
   if "decay_rate" in h and isinstance(h["decay_rate"], (int, float)) and \
       not 0 < h["decay_rate"] <= 1:
     bad("decay_rate", "must be in (0, 1]")

@@ -77,6 +77,8 @@ MORE_OPTIMIZERS = ("adan", "cocob", "dadapt_adamw", "dog", "dowg", "madgrad", "s
 PRECONDITIONER_OPTIMIZERS = ("shampoo", "shampoo_sgd", "soap")
 # Rules that read the loss (the train step's value / obj_fn), spaces in _more_entries.
 LOSS_OPTIMIZERS = ("sophia", "momo", "momo_adam")
+# Kron / PSGD (bench/kron.py), space in _more_entries.
+PSGD_OPTIMIZERS = ("kron",)
 CHOI_LEVELS = ("lr", "lr_momentum", "all")
 
 
@@ -110,7 +112,8 @@ def choi(optimizer: str, level: str, *, num_trials: int = 100,
   range comes from is noted there); `epsilon_range` applies to those whose epsilon plays
   Adam's role.
   """
-  added = MODERN_OPTIMIZERS + MORE_OPTIMIZERS + PRECONDITIONER_OPTIMIZERS + LOSS_OPTIMIZERS
+  added = (MODERN_OPTIMIZERS + MORE_OPTIMIZERS + PRECONDITIONER_OPTIMIZERS + LOSS_OPTIMIZERS
+           + PSGD_OPTIMIZERS)
   known = CHOI_OPTIMIZERS + added
   if optimizer not in known:
     raise ProtocolError(f"choi: optimizer must be one of {', '.join(known)}, "
@@ -352,6 +355,15 @@ def _more_entries(optimizer: str, epsilon_range: tuple[float, float]
     # (1e-2 default): Choi's adam space.
     return _LR_ADAPTIVE, {"beta1": _BETA1, "beta2": _BETA2, "epsilon": eps,
                           "weight_decay": wd}
+  if optimizer == "kron":
+    # Li 2018 (arXiv:1809.10232) and psgd_torch's Kron: lr 1e-3 (its step is whitened and
+    # clipped to RMS 1.1, Adam's scale: Choi's adam space), momentum beta1 0.9; the
+    # preconditioner's normalised step 0.1 (Li: 0.01-0.1 work), 1e-2..0.5 at 'all' (it
+    # must stay below 1); the initial scale of Q (psgd sets it from the first gradients
+    # when unset, which spans decades) 1e-2..1e2 at 'all'.
+    return _LR_ADAPTIVE, {"beta1": _BETA1, "weight_decay": wd,
+                          "preconditioner_lr": (2, ss.log(1e-2, 0.5)),
+                          "preconditioner_init_scale": (2, ss.log(1e-2, 1e2))}
   raise ProtocolError(f"choi: no search space for {optimizer!r}")
 
 

@@ -40,7 +40,7 @@ def test_optimizers_schedules_and_settings_are_a_leaf():
   mods = imported_after("import bench.optimizers, bench.schedules, bench.settings")
   project = {m for m in mods if m.split(".")[0] in ("bench", "workloads", "protocols",
                                                      "analysis")}
-  assert project == {"bench", "bench.optimizers", "bench.optimizer_rules", "bench.preconditioners",
+  assert project == {"bench", "bench.optimizers", "bench.optimizer_rules", "bench.preconditioners", "bench.kron",
                      "bench.schedules", "bench.settings", "bench.userfiles"}
 
 
@@ -53,7 +53,7 @@ def test_protocols_and_recipes_import_nothing_of_benchs_runner():
                         "protocols.experiments.batch_scaling, "
                         "protocols.experiments.optimizer_ranking, protocols.experiments.preset")
   bench = {m for m in mods if m.split(".")[0] == "bench"}
-  assert bench <= {"bench", "bench.optimizers", "bench.optimizer_rules", "bench.preconditioners",
+  assert bench <= {"bench", "bench.optimizers", "bench.optimizer_rules", "bench.preconditioners", "bench.kron",
                    "bench.schedules", "bench.settings", "bench.userfiles"}, bench
   assert not {m for m in mods if m.split(".")[0] in ("workloads", "analysis")}
 

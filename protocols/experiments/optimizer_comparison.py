@@ -5,8 +5,9 @@ protocols/presets.py: CHOI_OPTIMIZERS + MODERN_OPTIMIZERS (sgd, momentum,
 nesterov, rmsprop, adam, nadam, lion, signum, adopt, ademamix, muon, prodigy,
 schedule_free_sgd, adafactor, radam), then at cpu and paper scale also
 MORE_OPTIMIZERS (the rest of optax / optax.contrib that trains from scratch) and
-PRECONDITIONER_OPTIMIZERS (shampoo, shampoo_sgd, soap) and LOSS_OPTIMIZERS (sophia,
-momo, momo_adam: the rules that read the loss). Varied: the protocol, `choi_lr`
+PRECONDITIONER_OPTIMIZERS (shampoo, shampoo_sgd, soap), LOSS_OPTIMIZERS (sophia,
+momo, momo_adam: the rules that read the loss) and PSGD_OPTIMIZERS (kron), each
+list after the last (earlier studies keep their place). Varied: the protocol, `choi_lr`
 (learning rate only) and `choi_all` (every hyperparameter, linear decay): the
 claim of a speed-up is checked at both. Objective: best validation error (or
 loss for the language model). The report and the figures give the ranking per
@@ -28,11 +29,11 @@ from protocols.experiments import base_config, optional, parse_args, study
 
 OPTIMIZERS = presets.CHOI_OPTIMIZERS + presets.MODERN_OPTIMIZERS
 ALL_OPTIMIZERS = (OPTIMIZERS + presets.MORE_OPTIMIZERS + presets.PRECONDITIONER_OPTIMIZERS
-                  + presets.LOSS_OPTIMIZERS)
+                  + presets.LOSS_OPTIMIZERS + presets.PSGD_OPTIMIZERS)
 _SCALES = {
     "smoke": dict(optimizers=("sgd", "adam", "lion", "muon"), protocols=("choi_lr", "choi_all"),
                   num_trials=2, train_steps=20, eval_every=10),
-    # 37 optimizers x 2 protocols x 16 trials; with stdlib_lm's below, about 40 minutes on
+    # 38 optimizers x 2 protocols x 16 trials; with stdlib_lm's below, about 40 minutes on
     # 2 CPU cores for both workloads (scripts/optimizer_comparison.sh).
     "cpu": dict(optimizers=ALL_OPTIMIZERS, protocols=("choi_lr", "choi_all"), num_trials=16,
                 train_steps=600, eval_every=50),
