@@ -99,7 +99,7 @@ def test_a_failing_checkpoint_save_is_the_environment_not_the_trial(tmp_path, mo
 
 def test_cli_disk_full_is_one_line_and_a_rerun_completes(tmp_path):
   out = tmp_path / "store"
-  inject = ("import errno, sys; from bench import store, run; real = store.write_json_atomic\n"
+  inject = ("import errno, sys; from bench import recipe, store, run; real = store.write_json_atomic\n"
             "n = [0]\n"
             "def w(path, obj):\n"
             "  if str(path).endswith('record.json'):\n"
@@ -107,7 +107,7 @@ def test_cli_disk_full_is_one_line_and_a_rerun_completes(tmp_path):
             "    if n[0] > 2: raise OSError(errno.ENOSPC, 'No space left on device', str(path))\n"
             "  real(path, obj)\n"
             "store.write_json_atomic = w\n"
-            "run.app.run(run.main, flags_parser=run.parse_flags)")
+            "run.app.run(run.main, flags_parser=recipe.parse_flags)")
   args = [f"--config={SMOKE}", f"--output_dir={out}", "--config.num_trials=4",
           "--config.rerun_best_seeds=0", "--config.train_steps=20", "--config.eval_every=10"]
   p = subprocess.run([sys.executable, "-c", inject, *args], cwd=ROOT, env=ENV,
@@ -137,7 +137,7 @@ def test_cli_checkpoint_disk_full_is_one_line_after_silenced_library_threads(tmp
             "from absl import logging\n"
             "from analysis import interrupts\n"
             "interrupts.install()\n"
-            "from bench import checkpoint, run\n"
+            "from bench import checkpoint, recipe, run\n"
             f"MSG = {ORBAX_ENOSPC!r}\n"
             "real, n = checkpoint.ocp.StandardCheckpointer.save, [0]\n"
             "def noise():\n"
@@ -155,7 +155,7 @@ def test_cli_checkpoint_disk_full_is_one_line_after_silenced_library_threads(tmp
             "  threading.Thread(target=lambda: (time.sleep(0.3), noise(), 1 / 0)).start()\n"
             "  raise ValueError(MSG.format(d=path))\n"
             "checkpoint.ocp.StandardCheckpointer.save = save\n"
-            "run.app.run(run.main, flags_parser=run.parse_flags)")
+            "run.app.run(run.main, flags_parser=recipe.parse_flags)")
   args = [f"--config={SMOKE}", f"--output_dir={out}", "--config.num_trials=3",
           "--config.rerun_best_seeds=0", "--config.train_steps=40", "--config.eval_every=10",
           "--config.settings.checkpoint_every_sec=0"]
