@@ -70,6 +70,11 @@ parameters) to every rule:
   momo, momo_adam   Polyak-type step: the momentum (Adam) direction scaled by
              min(lr_t, (f_bar - lower_bound)_+ / ||d||^2) from the loss value
                                                        (Schaipp et al. 2023)
+  momentum_plateau   heavy-ball momentum whose step is scaled by optax.contrib.reduce_on_plateau:
+             the batch loss averaged over accumulation_size steps; after `patience` such
+             averages without a relative improvement of rtol, the scale *= factor
+             (He et al. 2016's "divided by 10 when the error plateaus"; PyTorch's and
+             Keras' ReduceLROnPlateau)
 optax's Hutchinson estimator takes its Hessian-vector product forward-over-reverse
 (jax.jvp of jax.grad), which the CPU convolution path (workloads/models/conv.py, a custom
 VJP) cannot differentiate; `hutchinson_reverse` here is the same estimator with the product
@@ -383,3 +388,13 @@ def momo(lr, h):
 def momo_adam(lr, h):
   return optax.contrib.momo_adam(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"],
                                  lower_bound=h["lower_bound"], weight_decay=h["weight_decay"])
+
+
+def momentum_plateau(lr, h):
+  # factor and rtol are Python numbers (static_hparams): optax checks their ranges when
+  # it builds the rule; patience and accumulation_size are compared in the program, so
+  # they are values of it.
+  return optax.chain(heavy_ball(False)(lr, h),
+                     optax.contrib.reduce_on_plateau(
+                         factor=float(h["factor"]), rtol=float(h["rtol"]),
+                         patience=h["patience"], accumulation_size=h["accumulation_size"]))

@@ -199,6 +199,16 @@ REGISTRY: dict[str, OptimizerEntry] = {s.name: s for s in [
                     "lower_bound": 0.0, "weight_decay": 0.0},
                    "MoMo-Adam (optax.contrib.momo_adam): Adam's direction with MoMo's "
                    "Polyak step size"),
+    # Momentum's defaults; the plateau rule's: PyTorch's and Keras' factor 0.1 and relative
+    # threshold 1e-4; the loss is a batch's, so averaged over 20 steps, and 5 such
+    # averages (100 steps) without improvement cut the step (PyTorch: 10 epochs).
+    OptimizerEntry("momentum_plateau", rules.momentum_plateau,
+                   {"learning_rate": 0.1, "momentum": 0.9, "factor": 0.1, "patience": 5,
+                    "rtol": 1e-4, "accumulation_size": 20},
+                   "heavy-ball momentum, its step cut by factor when the batch loss "
+                   "(averaged over accumulation_size steps) has not improved by rtol for "
+                   "patience averages (optax.contrib.reduce_on_plateau)",
+                   static_hparams=("factor", "rtol")),
 ]}
 
 
@@ -277,7 +287,8 @@ def _check_ranges(name: str, h: Mapping[str, Any]) -> None:
   for key in ("gamma", "clip_threshold"):
     if key in h and isinstance(h[key], (int, float)) and h[key] <= 0:
       bad(key, "must be > 0")
-  for key in ("block_size", "precondition_frequency", "update_interval"):
+  for key in ("block_size", "precondition_frequency", "update_interval", "patience",
+              "accumulation_size"):
     if key in h and isinstance(h[key], (int, float)) and \
         (h[key] < 1 or int(h[key]) != h[key]):
       bad(key, "must be an integer >= 1")
@@ -295,6 +306,11 @@ def _check_ranges(name: str, h: Mapping[str, Any]) -> None:
   if "preconditioner_init_scale" in h and \
       isinstance(h["preconditioner_init_scale"], (int, float)) and h["preconditioner_init_scale"] <= 0:
     bad("preconditioner_init_scale", "must be > 0")
+  if name == "momentum_plateau":  # optax.contrib.reduce_on_plateau's own ranges
+    if isinstance(h["factor"], (int, float)) and not 0 < h["factor"] < 1:
+      bad("factor", "must be in (0, 1)")
+    if isinstance(h["rtol"], (int, float)) and not 0 < h["rtol"] <= 1:
+      bad("rtol", "must be in (0, 1]")
   if "decay_rate" in h and isinstance(h["decay_rate"], (int, float)) and \
       not 0 < h["decay_rate"] <= 1:
     bad("decay_rate", "must be in (0, 1]")

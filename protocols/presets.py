@@ -79,6 +79,9 @@ PRECONDITIONER_OPTIMIZERS = ("shampoo", "shampoo_sgd", "soap")
 LOSS_OPTIMIZERS = ("sophia", "momo", "momo_adam")
 # Kron / PSGD (bench/kron.py), space in _more_entries.
 PSGD_OPTIMIZERS = ("kron",)
+# A rule scaled by the loss's plateaus (the train step's value), space in _more_entries;
+# added after Kron, so the comparison's earlier studies keep their place.
+PLATEAU_OPTIMIZERS = ("momentum_plateau",)
 CHOI_LEVELS = ("lr", "lr_momentum", "all")
 
 
@@ -113,7 +116,7 @@ def choi(optimizer: str, level: str, *, num_trials: int = 100,
   Adam's role.
   """
   added = (MODERN_OPTIMIZERS + MORE_OPTIMIZERS + PRECONDITIONER_OPTIMIZERS + LOSS_OPTIMIZERS
-           + PSGD_OPTIMIZERS)
+           + PSGD_OPTIMIZERS + PLATEAU_OPTIMIZERS)
   known = CHOI_OPTIMIZERS + added
   if optimizer not in known:
     raise ProtocolError(f"choi: optimizer must be one of {', '.join(known)}, "
@@ -364,6 +367,14 @@ def _more_entries(optimizer: str, epsilon_range: tuple[float, float]
     return _LR_ADAPTIVE, {"beta1": _BETA1, "weight_decay": wd,
                           "preconditioner_lr": (2, ss.log(1e-2, 0.5)),
                           "preconditioner_init_scale": (2, ss.log(1e-2, 1e2))}
+  if optimizer == "momentum_plateau":
+    # Choi's momentum space; at 'all' also the patience, 1..100 averages (PyTorch's and
+    # Keras' default 10 epochs; He et al. 2016 cut by 10 at plateaus). factor (0.1: He et
+    # al., PyTorch, Keras) and rtol (1e-4: PyTorch) shape the program (optax checks them
+    # when it builds the rule), accumulation_size (20 steps) sets with patience how
+    # long a plateau is: held at defaults.
+    return ((1e-4, 10.0), (1e-4, 10.0)), {"momentum": _BETA1,
+                                          "patience": (2, ss.integer(1, 100, log=True))}
   raise ProtocolError(f"choi: no search space for {optimizer!r}")
 
 

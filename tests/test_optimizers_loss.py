@@ -1,4 +1,5 @@
-"""Rules that read the loss (presets.LOSS_OPTIMIZERS: sophia, momo, momo_adam; issue 21):
+"""Rules that read the loss (presets.LOSS_OPTIMIZERS: sophia, momo, momo_adam; and
+presets.PLATEAU_OPTIMIZERS: momentum_plateau; issue 21):
 the train step passes optax's extra arguments `value` and `obj_fn`. Each against optax's
 own transformation, a pack equal to solo runs, range checks, Choi spaces, bench.train on
 mnist1d_mlp (validation loss falls), and Sophia's reverse-over-reverse Hessian product
@@ -22,7 +23,7 @@ from optimizer_harness import (CENTRE, CURV, PARAMS, STEPS, check_bad_value,
                                check_trained, close, second_point, train_all)
 from protocols import presets
 
-LOSS = presets.LOSS_OPTIMIZERS
+LOSS = presets.LOSS_OPTIMIZERS + presets.PLATEAU_OPTIMIZERS
 C = optax.contrib
 
 CASES = {
@@ -32,6 +33,9 @@ CASES = {
     "momo": {"learning_rate": 0.5, "momentum": 0.8, "lower_bound": 0.0, "weight_decay": 0.01},
     "momo_adam": {"learning_rate": 0.05, "beta1": 0.8, "beta2": 0.99, "epsilon": 1e-6,
                   "lower_bound": 0.0, "weight_decay": 0.01},
+    # A plateau within 8 steps: 2-step averages must fall by half, else the step halves.
+    "momentum_plateau": {"learning_rate": 0.05, "momentum": 0.8, "factor": 0.5, "patience": 1,
+                         "rtol": 0.5, "accumulation_size": 2},
 }
 
 
@@ -43,7 +47,7 @@ def loss(p):
 
 
 def optax_own(name, h):
-  lr, wd = h["learning_rate"], h["weight_decay"]
+  lr, wd = h["learning_rate"], h.get("weight_decay")
   return {
       "sophia": lambda: C.sophia(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"],
                                  weight_decay=wd, gamma=h["gamma"],
@@ -51,20 +55,27 @@ def optax_own(name, h):
                                  update_interval=h["update_interval"]),
       "momo": lambda: C.momo(lr, beta=h["momentum"], lower_bound=h["lower_bound"],
                              weight_decay=wd),
+      "momentum_plateau": lambda: optax.chain(
+          optax.trace(decay=h["momentum"]), optax.scale_by_learning_rate(lr),
+          C.reduce_on_plateau(factor=h["factor"], patience=h["patience"], rtol=h["rtol"],
+                              accumulation_size=h["accumulation_size"])),
       "momo_adam": lambda: C.momo_adam(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"],
                                        lower_bound=h["lower_bound"], weight_decay=wd),
   }[name]()
 
 
 def run(tx, params=PARAMS, steps=STEPS):
+  return run_state(tx, params, steps)[0]
+
+
+def run_state(tx, params=PARAMS, steps=STEPS):
   """Params after `steps` updates, each given the loss and its function, as the train step."""
   def body(carry, i):
     p, s = carry
     value, g = jax.value_and_grad(loss)(p)
     u, s = tx.update(g, s, p, value=value, obj_fn=loss, step=i)
     return (optax.apply_updates(p, u), s), None
-  (p, _), _ = jax.lax.scan(body, (params, tx.init(params)), jnp.arange(steps))
-  return p
+  return jax.lax.scan(body, (params, tx.init(params)), jnp.arange(steps))[0]
 
 
 def test_every_rule_is_registered_and_has_a_case():
@@ -79,6 +90,15 @@ def test_matches_optax_with_the_same_hyperparameters(name):
   assert not np.allclose(ours["w"], PARAMS["w"])
 
 
+def test_the_plateau_cuts_the_step():
+  """The case's plateau rule cuts its scale within the run (so the test above sees it)."""
+  tx = optimizers.build("momentum_plateau", CASES["momentum_plateau"], train_steps=STEPS)
+  state = jax.jit(lambda: run_state(tx))()
+  scales = [s.scale for s in jax.tree.leaves(state, is_leaf=lambda x: hasattr(x, "scale"))
+            if hasattr(s, "scale")]
+  assert scales and float(scales[0]) < 1.0, scales
+
+
 def test_the_reverse_hutchinson_estimate_is_optaxs():
   ours, theirs = optimizer_rules.hutchinson_reverse(), C.hutchinson_estimator_diag_hessian()
   s1, s2 = ours.init(PARAMS), theirs.init(PARAMS)
@@ -91,7 +111,8 @@ def test_the_reverse_hutchinson_estimate_is_optaxs():
 @pytest.mark.parametrize("name", LOSS)
 def test_a_pack_of_two_equals_two_solo_runs(name):
   check_pack_equals_solo(name, CASES[name],
-                         second_point(CASES[name], fixed=("update_interval", "lower_bound")),
+                         second_point(CASES[name], fixed=("update_interval", "lower_bound",
+                                                          "factor", "rtol")),
                          run=run)
 
 
@@ -100,6 +121,10 @@ def test_a_pack_of_two_equals_two_solo_runs(name):
     ("sophia", "update_interval", 0, "must be an integer >= 1"),
     ("momo", "momentum", 1.0, "must be in [0, 1)"),
     ("momo_adam", "epsilon", -1.0, "must be >= 0"),
+    ("momentum_plateau", "factor", 1.0, "must be in (0, 1)"),
+    ("momentum_plateau", "rtol", 0.0, "must be in (0, 1]"),
+    ("momentum_plateau", "patience", 0, "must be an integer >= 1"),
+    ("momentum_plateau", "accumulation_size", 2.5, "must be an integer >= 1"),
 ])
 def test_bad_values_are_one_clear_error(name, key, value, match):
   check_bad_value(name, key, value, match)
