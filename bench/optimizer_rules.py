@@ -75,6 +75,9 @@ parameters) to every rule:
              averages without a relative improvement of rtol, the scale *= factor
              (He et al. 2016's "divided by 10 when the error plateaus"; PyTorch's and
              Keras' ReduceLROnPlateau)
+  polyak_sgd SGD with the stochastic Polyak step min((f - lower_bound) / |g|^2,
+             max_learning_rate), times learning_rate (optax.polyak_sgd's scaling; Loizou
+             et al. 2021, "Stochastic Polyak Step-size for SGD", SPS_max)
 optax's Hutchinson estimator takes its Hessian-vector product forward-over-reverse
 (jax.jvp of jax.grad), which the CPU convolution path (workloads/models/conv.py, a custom
 VJP) cannot differentiate; `hutchinson_reverse` here is the same estimator with the product
@@ -398,3 +401,8 @@ def momentum_plateau(lr, h):
                      optax.contrib.reduce_on_plateau(
                          factor=float(h["factor"]), rtol=float(h["rtol"]),
                          patience=h["patience"], accumulation_size=h["accumulation_size"]))
+
+
+def polyak_sgd(lr, h):
+  return optax.polyak_sgd(max_learning_rate=h["max_learning_rate"], scaling=lr,
+                          f_min=h["lower_bound"], eps=h["epsilon"])

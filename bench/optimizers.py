@@ -209,6 +209,13 @@ REGISTRY: dict[str, OptimizerEntry] = {s.name: s for s in [
                    "(averaged over accumulation_size steps) has not improved by rtol for "
                    "patience averages (optax.contrib.reduce_on_plateau)",
                    static_hparams=("factor", "rtol")),
+    # optax.polyak_sgd's defaults (scaling 1 as learning_rate, cap 1, f_min 0, eps 0).
+    OptimizerEntry("polyak_sgd", rules.polyak_sgd,
+                   {"learning_rate": 1.0, "max_learning_rate": 1.0, "lower_bound": 0.0,
+                    "epsilon": 0.0},
+                   "SGD with the stochastic Polyak step size (Loizou et al. 2021, SPS_max; "
+                   "optax.polyak_sgd) from the batch loss, capped by max_learning_rate and "
+                   "scaled by learning_rate"),
 ]}
 
 
@@ -292,7 +299,7 @@ def _check_ranges(name: str, h: Mapping[str, Any]) -> None:
     if key in h and isinstance(h[key], (int, float)) and \
         (h[key] < 1 or int(h[key]) != h[key]):
       bad(key, "must be an integer >= 1")
-  for key in ("reps_rel", "matrix_epsilon", "exponent_multiplier"):
+  for key in ("reps_rel", "matrix_epsilon", "exponent_multiplier", "max_learning_rate"):
     if key in h and isinstance(h[key], (int, float)) and h[key] <= 0:
       bad(key, "must be > 0")
   if name in ("cocob",) and isinstance(h.get("alpha"), (int, float)) and h["alpha"] <= 0:

@@ -79,9 +79,9 @@ PRECONDITIONER_OPTIMIZERS = ("shampoo", "shampoo_sgd", "soap")
 LOSS_OPTIMIZERS = ("sophia", "momo", "momo_adam")
 # Kron / PSGD (bench/kron.py), space in _more_entries.
 PSGD_OPTIMIZERS = ("kron",)
-# A rule scaled by the loss's plateaus (the train step's value), space in _more_entries;
-# added after Kron, so the comparison's earlier studies keep their place.
-PLATEAU_OPTIMIZERS = ("momentum_plateau",)
+# More rules that read the loss (the train step's value), spaces in _more_entries; a list
+# of their own after Kron's, so the comparison's earlier studies keep their place.
+MORE_LOSS_OPTIMIZERS = ("momentum_plateau", "polyak_sgd")
 CHOI_LEVELS = ("lr", "lr_momentum", "all")
 
 
@@ -116,7 +116,7 @@ def choi(optimizer: str, level: str, *, num_trials: int = 100,
   Adam's role.
   """
   added = (MODERN_OPTIMIZERS + MORE_OPTIMIZERS + PRECONDITIONER_OPTIMIZERS + LOSS_OPTIMIZERS
-           + PSGD_OPTIMIZERS + PLATEAU_OPTIMIZERS)
+           + PSGD_OPTIMIZERS + MORE_LOSS_OPTIMIZERS)
   known = CHOI_OPTIMIZERS + added
   if optimizer not in known:
     raise ProtocolError(f"choi: optimizer must be one of {', '.join(known)}, "
@@ -375,6 +375,13 @@ def _more_entries(optimizer: str, epsilon_range: tuple[float, float]
     # long a plateau is: held at defaults.
     return ((1e-4, 10.0), (1e-4, 10.0)), {"momentum": _BETA1,
                                           "patience": (2, ss.integer(1, 100, log=True))}
+  if optimizer == "polyak_sgd":
+    # Loizou et al. 2021 (AISTATS, arXiv:2002.10542): the Polyak step itself sets the scale,
+    # so learning_rate (optax's scaling, their 1/c: c = 0.2..0.5) is a multiplier range
+    # like MoMo's; at 'all' the cap (their gamma_b, optax's default 1) over 1e-2..1e2
+    # (ours, two decades either side). lower_bound (0, a loss's infimum) and epsilon (0)
+    # are held.
+    return _LR_MULTIPLIER, {"max_learning_rate": (2, ss.log(1e-2, 1e2))}
   raise ProtocolError(f"choi: no search space for {optimizer!r}")
 
 

@@ -1,5 +1,5 @@
 """Rules that read the loss (presets.LOSS_OPTIMIZERS: sophia, momo, momo_adam; and
-presets.PLATEAU_OPTIMIZERS: momentum_plateau; issue 21):
+presets.MORE_LOSS_OPTIMIZERS: momentum_plateau, polyak_sgd; issue 21):
 the train step passes optax's extra arguments `value` and `obj_fn`. Each against optax's
 own transformation, a pack equal to solo runs, range checks, Choi spaces, bench.train on
 mnist1d_mlp (validation loss falls), and Sophia's reverse-over-reverse Hessian product
@@ -23,7 +23,7 @@ from optimizer_harness import (CENTRE, CURV, PARAMS, STEPS, check_bad_value,
                                check_trained, close, second_point, train_all)
 from protocols import presets
 
-LOSS = presets.LOSS_OPTIMIZERS + presets.PLATEAU_OPTIMIZERS
+LOSS = presets.LOSS_OPTIMIZERS + presets.MORE_LOSS_OPTIMIZERS
 C = optax.contrib
 
 CASES = {
@@ -36,6 +36,8 @@ CASES = {
     # A plateau within 8 steps: 2-step averages must fall by half, else the step halves.
     "momentum_plateau": {"learning_rate": 0.05, "momentum": 0.8, "factor": 0.5, "patience": 1,
                          "rtol": 0.5, "accumulation_size": 2},
+    "polyak_sgd": {"learning_rate": 0.5, "max_learning_rate": 0.3, "lower_bound": 0.1,
+                   "epsilon": 1e-3},
 }
 
 
@@ -59,6 +61,9 @@ def optax_own(name, h):
           optax.trace(decay=h["momentum"]), optax.scale_by_learning_rate(lr),
           C.reduce_on_plateau(factor=h["factor"], patience=h["patience"], rtol=h["rtol"],
                               accumulation_size=h["accumulation_size"])),
+      "polyak_sgd": lambda: optax.polyak_sgd(max_learning_rate=h["max_learning_rate"],
+                                             scaling=lr, f_min=h["lower_bound"],
+                                             eps=h["epsilon"]),
       "momo_adam": lambda: C.momo_adam(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"],
                                        lower_bound=h["lower_bound"], weight_decay=wd),
   }[name]()
@@ -125,6 +130,8 @@ def test_a_pack_of_two_equals_two_solo_runs(name):
     ("momentum_plateau", "rtol", 0.0, "must be in (0, 1]"),
     ("momentum_plateau", "patience", 0, "must be an integer >= 1"),
     ("momentum_plateau", "accumulation_size", 2.5, "must be an integer >= 1"),
+    ("polyak_sgd", "max_learning_rate", 0.0, "must be > 0"),
+    ("polyak_sgd", "epsilon", -1.0, "must be >= 0"),
 ])
 def test_bad_values_are_one_clear_error(name, key, value, match):
   check_bad_value(name, key, value, match)
@@ -132,7 +139,7 @@ def test_bad_values_are_one_clear_error(name, key, value, match):
 
 @pytest.mark.parametrize("name", LOSS)
 def test_choi_levels_are_nested_and_their_points_resolve(name):
-  check_choi_levels(name, num_trials=8)
+  check_choi_levels(name, num_trials=8, middle_searches_more=name != "polyak_sgd")
 
 
 @pytest.fixture(scope="module")

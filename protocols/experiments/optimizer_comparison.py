@@ -7,7 +7,7 @@ schedule_free_sgd, adafactor, radam), then at cpu and paper scale also
 MORE_OPTIMIZERS (the rest of optax / optax.contrib that trains from scratch) and
 PRECONDITIONER_OPTIMIZERS (shampoo, shampoo_sgd, soap), LOSS_OPTIMIZERS (sophia,
 momo, momo_adam: the rules that read the loss), PSGD_OPTIMIZERS (kron) and
-PLATEAU_OPTIMIZERS (momentum_plateau: momentum cut at the loss's plateaus), each
+MORE_LOSS_OPTIMIZERS (momentum_plateau, polyak_sgd: more that read the loss), each
 list after the last (earlier studies keep their place). Varied: the protocol, `choi_lr`
 (learning rate only) and `choi_all` (every hyperparameter, linear decay): the
 claim of a speed-up is checked at both. Objective: best validation error (or
@@ -31,11 +31,11 @@ from protocols.experiments import base_config, optional, parse_args, study
 OPTIMIZERS = presets.CHOI_OPTIMIZERS + presets.MODERN_OPTIMIZERS
 ALL_OPTIMIZERS = (OPTIMIZERS + presets.MORE_OPTIMIZERS + presets.PRECONDITIONER_OPTIMIZERS
                   + presets.LOSS_OPTIMIZERS + presets.PSGD_OPTIMIZERS
-                  + presets.PLATEAU_OPTIMIZERS)
+                  + presets.MORE_LOSS_OPTIMIZERS)
 _SCALES = {
     "smoke": dict(optimizers=("sgd", "adam", "lion", "muon"), protocols=("choi_lr", "choi_all"),
                   num_trials=2, train_steps=20, eval_every=10),
-    # 39 optimizers x 2 protocols x 16 trials; with stdlib_lm's below, about 40 minutes on
+    # 40 optimizers x 2 protocols x 16 trials; with stdlib_lm's below, about 40 minutes on
     # 2 CPU cores for both workloads (scripts/optimizer_comparison.sh).
     "cpu": dict(optimizers=ALL_OPTIMIZERS, protocols=("choi_lr", "choi_all"), num_trials=16,
                 train_steps=600, eval_every=50),
