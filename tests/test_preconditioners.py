@@ -83,6 +83,13 @@ def np_inverse_root(a, power, eps):
   return (q * (lam + eps * max(lam.max(), 1e-30)) ** -power) @ q.T
 
 
+def _update_stats(stats, block, gb, b2):
+  """Shampoo's (and SOAP's) statistics of one block: L, R moving averages of G G^T, G^T G."""
+  L, R = stats.get(block, (0.0, 0.0))
+  stats[block] = (b2 * L + (1 - b2) * gb @ gb.T, b2 * R + (1 - b2) * gb.T @ gb)
+  return stats[block]
+
+
 def shampoo_np(h, graft, steps=STEPS):
   """Gupta et al. 2018 / Anil et al. 2020 as in bench/preconditioners.py's docstring."""
   b, k = int(h["block_size"]), int(h["precondition_frequency"])
@@ -101,10 +108,7 @@ def shampoo_np(h, graft, steps=STEPS):
       D = np.zeros_like(G)
       for i, (r, c) in enumerate(_blocks(*G.shape, b)):
         gb = G[r, c]
-        L, R = stats.get((key, i), (0.0, 0.0))
-        L = b2 * L + (1 - b2) * gb @ gb.T
-        R = b2 * R + (1 - b2) * gb.T @ gb
-        stats[key, i] = (L, R)
+        L, R = _update_stats(stats, (key, i), gb, b2)
         left, right = gb.shape[0] > 1, gb.shape[1] > 1
         power = h["exponent_multiplier"] / (2 * max(1, left + right))
         if (t - 1) % k == 0:
@@ -141,10 +145,7 @@ def soap_np(h, steps=STEPS, params=None):
         N = np.zeros_like(G)
         for i, (r, c) in enumerate(_blocks(*G.shape, b)):
           gb = G[r, c]
-          L, R = stats.get((key, i), (0.0, 0.0))
-          L = b2 * L + (1 - b2) * gb @ gb.T
-          R = b2 * R + (1 - b2) * gb.T @ gb
-          stats[key, i] = (L, R)
+          L, R = _update_stats(stats, (key, i), gb, b2)
           if (t - 1) % k == 0:
             basis[key, i] = (np.linalg.eigh(L)[1], np.linalg.eigh(R)[1])
           ql, qr = basis[key, i]
