@@ -208,13 +208,14 @@ def test_hyperparameter_values_are_inputs_not_constants(name, schedule):
   the same program (so a study compiles once), and the rule it builds is build()'s."""
   params = {"w": jnp.array([1.0, -2.0, 3.0]), "b": jnp.array(0.5)}
   grads = jax.tree.map(lambda p: 0.3 * p + 0.1, params)
+  loss = lambda p: sum(jnp.sum(0.15 * x ** 2 + 0.1 * x) for x in jax.tree.leaves(p))
 
   def steps(make, values):
     tx = make(values)
     state = tx.init(params)
     p = params
-    for _ in range(3):
-      updates, state = tx.update(grads, state, p)
+    for _ in range(3):  # with the train step's extra arguments (sophia, momo read them)
+      updates, state = tx.update(grads, state, p, value=loss(p), obj_fn=loss)
       p = optax.apply_updates(p, updates)
     return p, state.inner_state
 
