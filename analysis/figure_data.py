@@ -89,6 +89,11 @@ def goal_metric(t: pd.DataFrame) -> str:
   return schema.goal_metric(t, "score")
 
 
+def workload_goal_metric(t: pd.DataFrame) -> str:
+  """One workload's goal metric: its first trial's that names one (a workload has one)."""
+  return str(t["goal_metric"].dropna().iloc[0])
+
+
 def score_label(t: pd.DataFrame) -> str:
   m = goal_metric(t)
   return f"best val/{m}" if m != "score" else "best validation score"

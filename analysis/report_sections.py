@@ -20,7 +20,8 @@ from analysis.figure_data import (SCALING_GROUPS, SCORE, STEPS_ESTIMAND, Context
                                   NotApplicable, best_of_k_table, budget_ranking,
                                   budget_note, clock_ranking, goal_metric,
                                   one_setting, ranking_scores, scaling_trials, sci_columns,
-                                  score_label, study_order, study_table, varying)
+                                  score_label, study_order, study_table, varying,
+                                  workload_goal_metric)
 from analysis.profiles import performance_profile
 from analysis.rankings import inclusion_check, protocol_rank_changes, ranking_table
 from analysis.steps_to_result import (best_under_budget, describe_regime, describe_steps,
@@ -167,7 +168,7 @@ def _budget(ctx: Context) -> list[str]:
            "batch size (Shallue et al. Fig. 11). Each curve stops at its own last "
            "evaluation; the table gives each setting's own largest budget.", ""]
   for workload, tw in t.groupby("workload", dropna=False, sort=True):
-    metric = str(tw["goal_metric"].dropna().iloc[0])
+    metric = workload_goal_metric(tw)
     by = ["optimizer", "batch_size"]
     steps = best_under_budget(tw, ctx.curves, unit="steps", metric=metric, by=by)
     epochs = (best_under_budget(tw, ctx.curves, unit="epochs", metric=metric, by=by)

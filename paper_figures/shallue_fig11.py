@@ -17,7 +17,7 @@ def make(ctx, out):
   t = t[t["workload"] == workload]
   if t.empty:
     raise figure_data.NotApplicable(f"no batch-scaling trials of workload {workload!r}")
-  metric = str(t["goal_metric"].dropna().iloc[0])
+  metric = figure_data.workload_goal_metric(t)
   by = ["optimizer", "batch_size"]
   steps = best_under_budget(t, ctx.curves, unit="steps", metric=metric, by=by)
   epochs = best_under_budget(t, ctx.curves, unit="epochs", metric=metric, by=by)
