@@ -24,13 +24,11 @@ train step of a convolutional workload with XLA's native convolution against
 the CPU path of workloads/models/conv.py, in harness trials.
 
 With --optimizers=sgd,adam,lion,... (or 'all': every registered rule), instead:
-the train step of each optimizer at its default hyperparameters, in the
-harness's own compiled train program (bench.program, solo: what a trial runs),
-on the same workload, batch size and device. Each program is compiled first;
-then --repeats rounds time one dispatch of --train_steps steps of every
-optimizer in turn (so load on the machine hits all alike), and each
-optimizer's step time is its median over the rounds, printed and recorded as a
-ratio to SGD's (mode `step_<name>`; SGD is measured whether named or not).
+the train step of each rule at its defaults against SGD's, in the harness's own
+compiled program (bench/perf_optimizers.py; mode `step_<name>`). --optimizer_lanes=K
+also times each in a pack of K copies (`step_<name>_packK`: per lane, against SGD's in
+a pack of K); --first_step=S starts the timed steps at index S (periodic work branches
+on it: kron fits every step to about step 500, every 34th from about 4000).
 
   python -m bench.perf --optimizers=all --batch_sizes=128 --train_steps=200 --repeats=5
 
@@ -53,6 +51,8 @@ import time
 from typing import Any, Callable
 
 from absl import app, flags, logging
+
+from bench import perf_optimizers
 
 _WORKLOAD = flags.DEFINE_string("workload", "mnist1d_mlp", "Registered workload name or "
                                 "'module:Class' (e.g. workloads.synthetic:Cifar10ResNet8).")
@@ -77,6 +77,10 @@ _CONV = flags.DEFINE_bool("conv", False, "Compare native and CPU-path convolutio
 _OPTIMIZERS = flags.DEFINE_list("optimizers", [], "Measure instead the train step of each "
                                 "optimizer named (bench.optimizers; 'all': every registered "
                                 "one) against SGD's; see the module docstring.")
+_OPT_LANES = flags.DEFINE_integer("optimizer_lanes", 0, "With --optimizers: also in a pack "
+                                  "of this many lanes (module docstring).")
+_FIRST_STEP = flags.DEFINE_integer("first_step", 0, "With --optimizers: the first timed "
+                                   "step's index (module docstring).")
 _OUT = flags.DEFINE_string("out", None, "JSON rows (default benchmarks/perf_<backend>.json).")
 _MARKDOWN = flags.DEFINE_string("markdown", "BENCHMARKS.md", "Table to rewrite ('' = none).")
 _NOTE = flags.DEFINE_string("note", "", "Free text stored with the rows (e.g. machine load).")
@@ -279,51 +283,6 @@ def conv_step(name: str, batch_size: int, steps: int) -> dict[str, dict[str, Any
                               conv=impl) for impl in ("native", "cpu")}
 
 
-def optimizer_steps(name: str, batch_size: int, steps: int, names: list[str]
-                    ) -> dict[str, dict[str, Any]]:
-  """Median seconds of a dispatch of `steps` train steps of each optimizer (defaults,
-  constant schedule) in the harness's solo program, timed round-robin (module docstring)."""
-  import jax
-  import numpy as np
-  from bench import trial
-  args = _WORKLOAD_ARGS.value or None
-  state = {}
-  for opt in names:
-    p = trial.prepare(trial.spec(name, opt, {}, seed=0, batch_size=batch_size,
-                                 train_steps=steps, eval_every=steps, data_dir=_DATA_DIR.value,
-                                 dtype=_DTYPE.value, workload_args=args))
-    if not p.workload.in_memory:
-      raise app.UsageError(f"{name} streams its data; --optimizers measures in-memory workloads")
-    prog = p.program(0)
-    carry, keys = prog.init(np.int32(p.spec.seed), p.values)
-    t0 = time.perf_counter()
-    carry, losses = prog.chunk(carry, keys, 0, steps, np.ones(1, bool))  # compiles
-    jax.block_until_ready(losses)
-    state[opt] = [prog, carry, keys, losses]
-    print(f"  {opt}: compiled and ran in {time.perf_counter() - t0:.1f} s", flush=True)
-  times: dict[str, list[float]] = {opt: [] for opt in names}
-  for _ in range(_REPEATS.value):
-    for opt in names:
-      prog, carry, keys, _ = state[opt]
-      t0 = time.perf_counter()
-      carry, losses = prog.chunk(carry, keys, 0, steps, np.ones(1, bool))
-      jax.block_until_ready(losses)
-      times[opt].append(time.perf_counter() - t0)
-      state[opt][1], state[opt][3] = carry, losses
-  return {opt: {"seconds": statistics.median(times[opt]), "trial_steps": steps,
-                "all_seconds": times[opt],
-                "finite_loss": bool(np.isfinite(np.asarray(state[opt][3])).all())}
-          for opt in names}
-
-
-def _optimizer_names() -> list[str]:
-  from bench import optimizers
-  names = list(optimizers.REGISTRY) if _OPTIMIZERS.value == ["all"] else _OPTIMIZERS.value
-  for n in names:
-    optimizers.entry(n)  # unknown names: one line
-  return ["sgd"] + [n for n in names if n != "sgd"]
-
-
 # ----- records -----
 
 def _root() -> str:
@@ -430,19 +389,12 @@ def main(argv):
             f"{cpu / native:.2f}x")
       continue
     if _OPTIMIZERS.value:
-      results = optimizer_steps(_WORKLOAD.value, batch, steps, _optimizer_names())
-      sgd = results["sgd"]["seconds"]
-      print(f"  {'optimizer':<20} {'ms/step':>8} {'x sgd':>6}")
-      for opt, r in results.items():
-        r["trial_steps_per_sec"] = r["trial_steps"] / r["seconds"]
-        ratio = r["seconds"] / sgd
-        print(f"  {opt:<20} {1e3 * r['seconds'] / steps:8.3f} {ratio:6.2f}")
-        row(batch, f"step_{opt}", r, None,
-            f"{ratio:.2f}x sgd's step time ({1e3 * r['seconds'] / steps:.3f} ms); median of "
-            f"{_REPEATS.value} dispatches of {steps} steps"
-            + ("" if r["finite_loss"] else "; loss not finite at its defaults"))
-        rows[-1].update(optimizer=opt, vs_sgd=ratio, step_seconds=r["seconds"] / steps,
-                        all_seconds=r["all_seconds"], finite_loss=r["finite_loss"])
+      for mode, r, detail, extra in perf_optimizers.measure(
+          _WORKLOAD.value, batch, steps, _OPTIMIZERS.value, repeats=_REPEATS.value,
+          lanes=_OPT_LANES.value, first_step=_FIRST_STEP.value, data_dir=_DATA_DIR.value,
+          dtype=_DTYPE.value, workload_args=_WORKLOAD_ARGS.value or None):
+        row(batch, mode, r, None, detail)
+        rows[-1].update(extra)
       continue
     base = None
     if "bare" in _MODES.value:

@@ -92,7 +92,8 @@ BENCH_LAYERS = (
     ("bench.study",),
     ("bench.recipe", "bench.runner"),
     ("bench.experiment",),
-    ("bench.run", "bench.ray_executor", "bench.status", "bench.train", "bench.perf"),
+    ("bench.run", "bench.ray_executor", "bench.status", "bench.train", "bench.perf",
+     "bench.perf_optimizers"),
 )
 
 
