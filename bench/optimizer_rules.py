@@ -83,8 +83,9 @@ optax's Hutchinson estimator takes its Hessian-vector product forward-over-rever
 VJP) cannot differentiate; `hutchinson_reverse` here is the same estimator with the product
 taken reverse-over-reverse (the gradient of <grad f, u>), which a custom VJP allows, so
 sophia runs on every workload (tests/test_optimizers_loss.py: equal to optax's own on an
-MLP, and it trains the CNN). Under a pack's vmap its every-update_interval `lax.cond` runs the Hessian product every
-step (both branches), which costs time, not correctness.
+MLP, and it trains the CNN). Its every-update_interval `lax.cond` tests the rule's own
+count, which a pack's vmap batches (both branches, the Hessian product every step);
+`count_from_step` gives it the pack's shared step instead, so it stays a real cond.
 Kron (PSGD with Kronecker-factored preconditioners, Li 2018) is written here from Li's
 papers and kron_torch (bench/kron.py, tested against a NumPy float64 transcription):
 psgd-jax 0.2.9 imports optax._src.clipping, gone from optax 0.2.8, and an undeclared
@@ -375,12 +376,37 @@ def hutchinson_reverse(seed: int = 0) -> optax.GradientTransformationExtraArgs:
   return optax.GradientTransformationExtraArgs(init, update)
 
 
+def _count_from(state, step):
+  if "count" in getattr(state, "_fields", ()):      # a NamedTuple state with a count
+    return state._replace(count=jnp.asarray(step, state.count.dtype))
+  if type(state) is tuple:                      # a chain's states
+    return tuple(_count_from(s, step) for s in state)
+  return state
+
+
+def count_from_step(inner: optax.GradientTransformationExtraArgs
+                    ) -> optax.GradientTransformationExtraArgs:
+  """`inner` with every `count` of its (chain's) states replaced, before each update,
+  by the shared extra argument `step` where one is given. A rule that branches on its
+  own count (optax.contrib.sophia's every-update_interval `lax.cond`) then branches on
+  a value a pack's vmap does not batch: a real cond, the periodic work only on its
+  steps, where a per-lane count makes it a select that runs both branches every step.
+  Equal to `inner` whenever count == step, which holds in the train step (both count
+  the updates before this one, and a checkpoint restores both)."""
+
+  def update(updates, state, params=None, *, step=None, **extra_args):
+    if step is not None:
+      state = _count_from(state, step)
+    return inner.update(updates, state, params, **extra_args)
+
+  return optax.GradientTransformationExtraArgs(inner.init, update)
+
+
 def sophia(lr, h):
-  return optax.contrib.sophia(lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"],
-                              weight_decay=h["weight_decay"], gamma=h["gamma"],
-                              clip_threshold=h["clip_threshold"],
-                              update_interval=int(h["update_interval"]),
-                              hessian_diagonal_fn=hutchinson_reverse())
+  return count_from_step(optax.contrib.sophia(
+      lr, b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"], weight_decay=h["weight_decay"],
+      gamma=h["gamma"], clip_threshold=h["clip_threshold"],
+      update_interval=int(h["update_interval"]), hessian_diagonal_fn=hutchinson_reverse()))
 
 
 def momo(lr, h):
