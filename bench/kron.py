@@ -43,6 +43,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from bench.preconditioners import in_turn
+
 MAX_SIZE_TRIANGULAR = 8192      # psgd's max_size_triangular
 CLIP_RMS = 1.1                  # psgd's _clip_update_rms
 _HIGH = jax.lax.Precision.HIGHEST
@@ -208,8 +210,10 @@ def scale_by_kron(beta1, preconditioner_lr, preconditioner_init_scale
     def refit(qs_all):
       vs = probes(s, ms)
       eps = jnp.sqrt(jnp.finfo(jnp.float32).eps)
-      return [fit(qs, m + eps * jnp.mean(jnp.abs(m)) * v, v, preconditioner_lr)
-              for qs, m, v in zip(qs_all, ms, vs)]
+      # The leaves' fits one at a time, as each holds triangular solves (in_turn).
+      fit_leaf = lambda qs: lambda hv: fit(qs, hv[0], hv[1], preconditioner_lr)
+      return in_turn([(fit_leaf(qs), (m + eps * jnp.mean(jnp.abs(m)) * v, v))
+                      for qs, m, v in zip(qs_all, ms, vs)])
 
     qs = jax.lax.cond(update_now(s), refit, lambda q: q, old)
     out = [clip_rms(precondition(q, m)).reshape(g.shape)

@@ -48,6 +48,7 @@ decomposition runs only on refresh steps; without it the state's own count is us
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -125,10 +126,9 @@ def inverse_root(a: jax.Array, power: Any, epsilon: Any) -> tuple[jax.Array, jax
   applied as Q (w * (Q^T G)) (two products per side rather than three)."""
   a = (a + a.swapaxes(1, 2)) / 2
   q = eigenbasis(a)
-  # The eigenvalues as Rayleigh quotients q_i^T A q_i, not eigh's own output: in jax
-  # 0.10 on CPU, mnist1d_mlp's train loop (scan) using eigh's eigenvalues under the
-  # refresh's cond deadlocked XLA's runtime (every thread idle, reproducibly); this
-  # form, like SOAP's (eigenvectors only), runs.
+  # The eigenvalues as Rayleigh quotients q_i^T A q_i (equal to eigh's own to
+  # rounding): written so while chasing the hang that in_turn's docstring explains,
+  # when reading eigh's eigenvalues seemed to be its trigger on mnist1d_mlp.
   lam = jnp.maximum(jnp.sum(q * _bmm(a, q), axis=1), 0.0)
   ridge = epsilon * jnp.maximum(lam.max(-1, keepdims=True), 1e-30)
   return q, (lam + ridge) ** (-power)
@@ -144,6 +144,29 @@ def apply_root(root: tuple[jax.Array, jax.Array], x: jax.Array, left: bool) -> j
 
 def eigenbasis(a: jax.Array) -> jax.Array:
   return jnp.linalg.eigh((a + a.swapaxes(1, 2)) / 2)[1]
+
+
+def in_turn(calls: list) -> list:
+  """[fn(x) for fn, x in calls] (x an array or a tree of them), each call made to
+  wait for the one before it.
+
+  Why: jaxlib 0.10's CPU LAPACK kernels (eigh, triangular_solve, ...) split a batch
+  over XLA's intra-op thread pool and block until its pieces finish. XLA runs
+  independent kernels at once on that same pool, so with as many batched kernels in
+  flight as the pool has threads (two on a 2-core machine) every thread waits for work
+  that no thread is left to run: the process hangs with no CPU use (gdb: every
+  tf_XLAEigen thread in BlockingCounter::Wait under jax::ParallelBatchMap). Shampoo
+  on the byte-level LM and a pack of Kron lanes hung so. One kernel at a time leaves a
+  thread for its pieces. The order is a data dependence: each input plus 0 times a
+  finite number read from the previous output (XLA does not fold a float times 0, as
+  NaN * 0 is NaN; an optimization barrier did not order the kernels)."""
+  out = []
+  for fn, x in calls:
+    if out:
+      dep = 0 * jnp.nan_to_num(jax.tree.leaves(out[-1])[0].reshape(-1)[0])
+      x = jax.tree.map(lambda a: a + dep.astype(a.dtype), x)
+    out.append(fn(x))
+  return out
 
 
 def _refresh_now(step, count, frequency: int):
@@ -206,18 +229,17 @@ def scale_by_shampoo(beta1, beta2, graft_epsilon, matrix_epsilon, exponent_multi
                         for g, (l, r) in zip(gs, st)])
 
     def refresh(all_stats):
-      out = []
+      calls = []           # every preconditioned side's statistic, decomposed in turn
       for gs, st in zip(blocks, all_stats):
-        row = []
-        for g, (l, r) in zip(gs, st):
+        for g, lr in zip(gs, st):
           sides = _sides(g)
           power = exponent_multiplier / (2 * max(1, sum(sides)))
-          row.append((inverse_root(l, power, matrix_epsilon) if sides[0] else
-                      (l, jnp.zeros(l.shape[:2], l.dtype)),
-                      inverse_root(r, power, matrix_epsilon) if sides[1] else
-                      (r, jnp.zeros(r.shape[:2], r.dtype))))
-        out.append(row)
-      return out
+          root = functools.partial(inverse_root, power=power, epsilon=matrix_epsilon)
+          calls += [(root, a) for a, side in zip(lr, sides) if side]
+      roots = iter(in_turn(calls))
+      none = lambda a: (a, jnp.zeros(a.shape[:2], a.dtype))
+      return [[tuple(next(roots) if side else none(a) for a, side in zip(lr, _sides(g)))
+               for g, lr in zip(gs, st)] for gs, st in zip(blocks, all_stats)]
 
     old = treedef.flatten_up_to(state.precond)
     precond = _when(_refresh_now(step, state.count, k), refresh, old, new_stats)
@@ -299,9 +321,12 @@ def scale_by_soap(beta1, beta2, epsilon, *, block_size: int, precondition_freque
                         for g, (l, r) in zip(gs, st)])
 
     def refresh(all_stats):
-      return [[(eigenbasis(l) if g.shape[1] > 1 else jnp.ones_like(l),
-                eigenbasis(r) if g.shape[2] > 1 else jnp.ones_like(r))
-               for g, (l, r) in zip(gs or [], st)] for gs, st in zip(blocks, all_stats)]
+      calls = [(eigenbasis, a) for gs, st in zip(blocks, all_stats)
+               for g, lr in zip(gs or [], st) for a, side in zip(lr, _sides(g)) if side]
+      bases = iter(in_turn(calls))     # one decomposition at a time (in_turn)
+      return [[tuple(next(bases) if side else jnp.ones_like(a)
+                     for a, side in zip(lr, _sides(g)))
+               for g, lr in zip(gs or [], st)] for gs, st in zip(blocks, all_stats)]
 
     old = treedef.flatten_up_to(state.basis)
     basis = _when(_refresh_now(step, state.count, k), refresh, old, new_stats)

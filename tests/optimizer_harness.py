@@ -5,6 +5,7 @@ error, the Choi levels (nested, every point a valid trial), and `python -m bench
 for many rules in one child process. One copy here, imported by each."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -117,6 +118,46 @@ def check_pack_equals_solo(name, point_a, point_b, run=None, steps=STEPS, rtol=1
 
 
 # ----- hyperparameters: range checks and Choi levels -----
+
+def primitives(jaxpr, inside_cond=False, out=None):
+  """(primitive, inside a cond?) of every equation, sub-jaxprs included: where a rule's
+  periodic work runs under a pack's vmap (a real cond, or a select after both branches)."""
+  out = out if out is not None else []
+  for eqn in jaxpr.eqns:
+    out.append((eqn.primitive.name, inside_cond))
+    for v in eqn.params.values():
+      for j in (v if isinstance(v, (tuple, list)) else [v]):
+        inner = getattr(j, "jaxpr", j)
+        if hasattr(inner, "eqns"):
+          primitives(inner, inside_cond or eqn.primitive.name == "cond", out)
+  return out
+
+
+def unordered_lapack_calls(compiled_hlo: str) -> list[tuple[str, str]]:
+  """Pairs of LAPACK custom calls in one computation of a compiled program with no data
+  path between them (XLA may run such a pair at once: bench.preconditioners.in_turn)."""
+  pairs = []
+  for body in re.findall(r"\{\n(.*?)\n\}", compiled_hlo, re.S):
+    uses, calls = {}, []
+    for line in body.splitlines():
+      m = re.match(r"\s*(?:ROOT )?(%[\w.\-]+) = (.*)", line)
+      if not m:
+        continue
+      name, rest = m.groups()
+      uses[name] = set(re.findall(r"%[\w.\-]+", rest.split("), ")[0]))
+      if "custom_call_target=\"lapack" in rest:
+        calls.append(name)
+
+    def reaches(a, b, seen=None):
+      seen = seen if seen is not None else set()
+      for u in uses.get(a, ()):
+        if u == b or (u not in seen and not seen.add(u) and reaches(u, b, seen)):
+          return True
+      return False
+    pairs += [(a, b) for i, a in enumerate(calls) for b in calls[i + 1:]
+              if not (reaches(a, b) or reaches(b, a))]
+  return pairs
+
 
 def check_bad_value(name, key, value, match):
   """A bad value is one line: '<optimizer>.<key> = <value> <why>'."""

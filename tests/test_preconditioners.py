@@ -2,7 +2,8 @@
 each against a NumPy float64 transcription of its paper's algorithm (blocks, grafting,
 refresh every k steps), their block split, packs equal to solo runs, the shared-step
 contract that keeps the periodic eigendecompositions out of the other steps under a
-pack's vmap, range checks and Choi-style spaces."""
+pack's vmap, those decompositions one at a time (bench.preconditioners.in_turn), range
+checks and Choi-style spaces."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from bench import optimizers, preconditioners as pc
 from protocols import presets
 from optimizer_harness import (check_bad_value, check_choi_levels, check_pack_equals_solo,
-                               check_trained, train_all)
+                               check_trained, primitives, train_all, unordered_lapack_calls)
 
 STEPS = 7
 _rng = np.random.RandomState(3)
@@ -250,20 +251,6 @@ def test_a_pack_of_two_equals_two_solo_runs(name, shared_step):
                          differ="b")
 
 
-def _primitives(jaxpr, inside_cond=False, out=None):
-  out = out if out is not None else []
-  for eqn in jaxpr.eqns:
-    out.append((eqn.primitive.name, inside_cond))
-    for sub in jax.core.subjaxprs(eqn.jaxpr) if hasattr(jax.core, "subjaxprs") else []:
-      _primitives(sub, inside_cond or eqn.primitive.name == "cond", out)
-    for v in eqn.params.values():
-      for j in (v if isinstance(v, (tuple, list)) else [v]):
-        inner = getattr(j, "jaxpr", None)
-        if inner is not None and hasattr(inner, "eqns"):
-          _primitives(inner, inside_cond or eqn.primitive.name == "cond", out)
-  return out
-
-
 @pytest.mark.parametrize("name", ["shampoo", "soap"])
 def test_under_vmap_the_shared_step_keeps_eigh_in_a_cond(name):
   """A per-lane counter turns the refresh's cond into a select (eigh every step); the
@@ -280,13 +267,30 @@ def test_under_vmap_the_shared_step_keeps_eigh_in_a_cond(name):
 
   shared = jax.make_jaxpr(jax.vmap(one, in_axes=(0, 0, 0, None)))(values, p0, state,
                                                                    jnp.int32(0))
-  prims = _primitives(shared.jaxpr)
+  prims = primitives(shared.jaxpr)
   eighs = [inside for prim, inside in prims if prim == "eigh"]
   assert eighs and all(eighs), prims
   per_lane = jax.make_jaxpr(jax.vmap(one))(values, p0, state)
-  prims = _primitives(per_lane.jaxpr)
+  prims = primitives(per_lane.jaxpr)
   assert [p for p, inside in prims if p == "eigh"] and not any(
       inside for p, inside in prims if p == "eigh")
+
+
+@pytest.mark.parametrize("name", ["shampoo", "soap"])
+def test_a_packs_eigendecompositions_run_one_at_a_time(name):
+  """The compiled packed step orders its refresh's batched eighs by data (in_turn): two
+  at once hung jaxlib 0.10's CPU runtime (Shampoo on the byte-level LM). Without
+  in_turn, this program has independent pairs."""
+  make, va = optimizers.factory(name, CASES[name], train_steps=STEPS)
+  values = {k: np.stack([v, v]) for k, v in va.items()}
+  p0 = {k: jnp.asarray(np.stack([v, v]), jnp.float32) for k, v in PARAMS.items()}
+  state = jax.vmap(lambda v, p: make(v).init(p))(values, p0)
+  one = lambda values, p, state, step: make(values).update(grads_jax(p), state, p,
+                                                            step=step)[0]
+  compiled = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None))).lower(
+      values, p0, state, jnp.int32(0)).compile().as_text()
+  assert compiled.count("lapack_ssyevd") > 2
+  assert unordered_lapack_calls(compiled) == []
 
 
 # ----- hyperparameters -----
