@@ -256,13 +256,13 @@ def compare(steps: pd.DataFrame, seconds: pd.DataFrame, score_steps: pd.Series |
               and pd.notna(packs.at[n, w]) else "1" for n in names])
     paces = (pace.reindex(index=names).get(w, pd.Series(np.nan, index=names))
              .to_numpy(dtype=float) if pace is not None else np.full(len(names), np.nan))
-    for n, a, b, ra, rb, p, sp in zip(names, st, se, r_st, r_se, sizes, paces):
-      rows.append({"workload": w, "submission": n, "steps": a, "seconds": b,
-                   "seconds_per_step": sp, "rank_steps": ra, "rank_seconds": rb,
-                   "change": rb - ra, "pack_size": p})
     reached = np.isfinite(st) | np.isfinite(se)
     stable = _stable_moves(names, se, r_st, r_se,
                            None if pace_samples is None else pace_samples.get(w, {}))
+    for n, a, b, ra, rb, p, sp, ok in zip(names, st, se, r_st, r_se, sizes, paces, stable):
+      rows.append({"workload": w, "submission": n, "steps": a, "seconds": b,
+                   "seconds_per_step": sp, "rank_steps": ra, "rank_seconds": rb,
+                   "change": rb - ra, "beyond_noise": bool(ra != rb and ok), "pack_size": p})
     summary.append({"scope": "workload", "workload": w, "n_submissions": len(names),
                     "n_reached": int(reached.sum()),
                     **_agreement(names[reached], r_st[reached], r_se[reached],
@@ -272,7 +272,7 @@ def compare(steps: pd.DataFrame, seconds: pd.DataFrame, score_steps: pd.Series |
                     "pace_outliers": _pace_outliers(names, paces)})
   table = pd.DataFrame(rows, columns=["workload", "submission", "steps", "seconds",
                                       "seconds_per_step", "rank_steps", "rank_seconds",
-                                      "change", "pack_size"])
+                                      "change", "beyond_noise", "pack_size"])
   return _result(table, pd.DataFrame(summary), score_steps, score_seconds, subs, clock, pack)
 
 

@@ -355,7 +355,8 @@ def _clock_rankings(ctx: Context) -> list[str]:
       "pack sizes": s["pack_sizes"],
       "pace outliers": s["pace_outliers"]}))
   lines += ["", "Times and ranks (change < 0: better by seconds than by steps):", ""]
-  return lines + md_table(table.rename(columns={"seconds_per_step": "s/step"}))
+  return lines + md_table(table.rename(columns={"seconds_per_step": "s/step",
+                                               "beyond_noise": "moved beyond noise"}))
 
 
 def _axis_plots(ctx: Context) -> list[str]:

@@ -183,7 +183,38 @@ def test_rank_changes_within_pace_noise_are_ties_not_moves():
   assert list(t.loc[["A", "B"], "rank_seconds"]) == [1, 2]
   row = cr.summary.iloc[0]
   assert row["n_moved"] == 0 and row["moved"] == "" and row["n_within_noise"] == 2
+  assert not t["beyond_noise"].any()   # the table's rows (and the figure's lines) agree
   # A 3x cost per step with exact paces is a move.
   trials, curves = _three()
-  three = clock_rankings(trials, curves).summary.iloc[0]
+  cr3 = clock_rankings(trials, curves)
+  three = cr3.summary.iloc[0]
   assert three["n_within_noise"] == 0 and three["n_moved"] == 3
+  assert cr3.table["beyond_noise"].all()
+
+
+def test_the_figure_draws_solid_only_the_moves_beyond_noise(tmp_path):
+  """Solid: beyond noise; dashed: a change within noise; dotted: no change."""
+  import matplotlib
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt
+  from analysis import plots
+  table = pd.DataFrame({"workload": "w", "submission": ["A", "B", "C", "D"],
+                        "steps": [1., 2, 3, 4], "seconds": [2., 1, 4, 3],
+                        "rank_steps": [1, 2, 3, 4], "rank_seconds": [2, 1, 4, 3],
+                        "beyond_noise": [True, True, False, False]})
+  table.loc[len(table)] = ["w", "E", 5., 5., 5, 5, False]
+  summary = pd.DataFrame({"workload": ["w"], "spearman": [0.6], "comparable": [True],
+                          "pace_outliers": [""]})
+  seen = {}
+  real_savefig = plt.Figure.savefig
+  def spy(fig, *a, **k):
+    for line in fig.axes[0].get_lines():
+      if len(line.get_xdata()) == 2:
+        seen[line.get_label()] = line.get_linestyle()
+    return real_savefig(fig, *a, **k)
+  plt.Figure.savefig = spy
+  try:
+    plots.clock_rank_plot(table, summary, tmp_path / "f.png")
+  finally:
+    plt.Figure.savefig = real_savefig
+  assert seen == {"A": "-", "B": "-", "C": "--", "D": "--", "E": ":"}

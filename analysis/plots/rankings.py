@@ -203,7 +203,8 @@ def clock_rank_plot(table: pd.DataFrame, summary: pd.DataFrame, path: str | os.P
   """Ranks by steps (left) and by seconds (right) per workload, one line per submission.
 
   Tables are analysis.clock_rankings'. Solid thick lines: submissions whose rank
-  changes; x: missed the target on that clock. Panel titles give Spearman's rho;
+  changes beyond noise (the table's beyond_noise); dashed: a change within noise;
+  dotted: no change; x: missed the target on that clock. Panel titles give Spearman's rho;
   flagged workloads (mixed pack sizes, pace outliers) say so under the axis.
   """
   panels = [(str(w), g.rename(columns={"submission": "sub"}))
@@ -222,10 +223,12 @@ def clock_rank_plot(table: pd.DataFrame, summary: pd.DataFrame, path: str | os.P
     key = w if w is not None else summary["workload"].iloc[-1]
     order = list(colors)
     for r in g.itertuples():
-      moved = r.rank_steps != r.rank_seconds
+      changed = r.rank_steps != r.rank_seconds
+      moved = bool(getattr(r, "beyond_noise", changed))   # the overall panel: no noise check
+      style = "-" if moved else "--" if changed else ":"
       dy = 0.07 * (order.index(str(r.sub)) - (len(order) - 1) / 2)  # ties stay visible
-      ax.plot([0, 1], [r.rank_steps + dy, r.rank_seconds + dy], "-" if moved else "--",
-              lw=2 if moved else 1, alpha=1 if moved else 0.5, color=colors[str(r.sub)],
+      ax.plot([0, 1], [r.rank_steps + dy, r.rank_seconds + dy], style,
+              lw=2 if moved else 1, alpha=1 if moved else 0.6, color=colors[str(r.sub)],
               label=str(r.sub))
       for x, v, rk in ((0, getattr(r, "steps", 1.0), r.rank_steps),
                        (1, getattr(r, "seconds", 1.0), r.rank_seconds)):
@@ -251,5 +254,6 @@ def clock_rank_plot(table: pd.DataFrame, summary: pd.DataFrame, path: str | os.P
       ax.set_xlabel(textwrap.fill("; ".join(notes), 55), fontsize=6, color=base.DIVERGED_COLOR)
   axes[0].set_ylabel("rank (1 = fastest to target)")
   bottom = base.figure_legend(fig, colors)
-  base.suptitle(fig, title or "Time-to-target ranks by steps vs by seconds (solid: moved)")
+  base.suptitle(fig, title or "Time-to-target ranks by steps vs by seconds\n(solid: moved "
+                "beyond noise; dashed: a change within noise)")
   return base.save_png(fig, path, tight=True, rect=(0, bottom, 1, 1))

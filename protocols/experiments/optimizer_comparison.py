@@ -49,9 +49,11 @@ _LOSS_WORKLOADS = ("stdlib_lm", "shakespeare_lm", "lm1b_transformer")
 # The language model's steps cost ~60x the MLP's on a CPU (43 ms at batch 32): at cpu
 # scale the 2019 baselines and the rules claimed to matter for language models, with the
 # learning rate tuned (8 trials of a 1-D search; the 7-D `choi_all` needs far more).
-# Shampoo is left out here: on this model its step hangs XLA's CPU backend (README).
+# Shampoo and Kron come last (Shampoo's step hung jaxlib 0.10's CPU runtime on this
+# model until its eigendecompositions ran one at a time: bench.preconditioners.in_turn).
 _WORKLOAD_SCALES = {("stdlib_lm", "cpu"): dict(
-    optimizers=("nesterov", "adam", "lion", "ademamix", "muon", "adopt", "adan", "soap"),
+    optimizers=("nesterov", "adam", "lion", "ademamix", "muon", "adopt", "adan", "soap",
+                "shampoo", "kron"),
     protocols=("choi_lr",), num_trials=8, train_steps=400, eval_every=25)}
 
 
