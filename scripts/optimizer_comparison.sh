@@ -4,7 +4,7 @@
 #
 #   scripts/optimizer_comparison.sh SCALE [RESULTS_ROOT] [FIGURES_DIR]
 #
-# SCALE: smoke (seconds) | cpu (about 20 min on 2 cores, both workloads) | paper.
+# SCALE: smoke (seconds) | cpu (about 50 min on 2 cores, both workloads) | paper.
 # Re-running resumes. Extra bench.run flags can go in BENCH_FLAGS.
 set -euo pipefail
 SCALE=${1:?usage: $0 smoke|cpu|paper [results_root] [figures_dir]}

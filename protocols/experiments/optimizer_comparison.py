@@ -35,7 +35,7 @@ ALL_OPTIMIZERS = (OPTIMIZERS + presets.MORE_OPTIMIZERS + presets.PRECONDITIONER_
 _SCALES = {
     "smoke": dict(optimizers=("sgd", "adam", "lion", "muon"), protocols=("choi_lr", "choi_all"),
                   num_trials=2, train_steps=20, eval_every=10),
-    # 40 optimizers x 2 protocols x 16 trials; with stdlib_lm's below, about 40 minutes on
+    # 40 optimizers x 2 protocols x 16 trials; with stdlib_lm's below, about 50 minutes on
     # 2 CPU cores for both workloads (scripts/optimizer_comparison.sh).
     "cpu": dict(optimizers=ALL_OPTIMIZERS, protocols=("choi_lr", "choi_all"), num_trials=16,
                 train_steps=600, eval_every=50),
