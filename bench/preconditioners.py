@@ -169,6 +169,18 @@ def in_turn(calls: list) -> list:
   return out
 
 
+def _sides_in_turn(blocks, all_stats, *, decompose, skip):
+  """Per leaf, block group and side (left, right) of the statistics all_stats:
+  decompose(the group's sides)(statistic) on a preconditioned side, one call at a time
+  (in_turn), else skip(statistic). blocks: per leaf its block groups (None: a leaf with
+  no statistics). Shampoo's refresh (inverse roots) and SOAP's (eigenbases)."""
+  calls = [(decompose(_sides(g)), a) for gs, st in zip(blocks, all_stats)
+           for g, lr in zip(gs or [], st) for a, side in zip(lr, _sides(g)) if side]
+  done = iter(in_turn(calls))
+  return [[tuple(next(done) if side else skip(a) for a, side in zip(lr, _sides(g)))
+           for g, lr in zip(gs or [], st)] for gs, st in zip(blocks, all_stats)]
+
+
 def _refresh_now(step, count, frequency: int):
   s = count if step is None else jnp.asarray(step, jnp.int32)
   return s % frequency == 0
@@ -228,18 +240,13 @@ def scale_by_shampoo(beta1, beta2, graft_epsilon, matrix_epsilon, exponent_multi
                          beta2 * r + (1 - beta2) * _gram(g, False))
                         for g, (l, r) in zip(gs, st)])
 
-    def refresh(all_stats):
-      calls = []           # every preconditioned side's statistic, decomposed in turn
-      for gs, st in zip(blocks, all_stats):
-        for g, lr in zip(gs, st):
-          sides = _sides(g)
-          power = exponent_multiplier / (2 * max(1, sum(sides)))
-          root = functools.partial(inverse_root, power=power, epsilon=matrix_epsilon)
-          calls += [(root, a) for a, side in zip(lr, sides) if side]
-      roots = iter(in_turn(calls))
-      none = lambda a: (a, jnp.zeros(a.shape[:2], a.dtype))
-      return [[tuple(next(roots) if side else none(a) for a, side in zip(lr, _sides(g)))
-               for g, lr in zip(gs, st)] for gs, st in zip(blocks, all_stats)]
+    def root(sides):
+      power = exponent_multiplier / (2 * max(1, sum(sides)))
+      return functools.partial(inverse_root, power=power, epsilon=matrix_epsilon)
+
+    refresh = functools.partial(
+        _sides_in_turn, blocks, decompose=root,
+        skip=lambda a: (a, jnp.zeros(a.shape[:2], a.dtype)))
 
     old = treedef.flatten_up_to(state.precond)
     precond = _when(_refresh_now(step, state.count, k), refresh, old, new_stats)
@@ -320,13 +327,8 @@ def scale_by_soap(beta1, beta2, epsilon, *, block_size: int, precondition_freque
                          beta2 * r + (1 - beta2) * _gram(g, False))
                         for g, (l, r) in zip(gs, st)])
 
-    def refresh(all_stats):
-      calls = [(eigenbasis, a) for gs, st in zip(blocks, all_stats)
-               for g, lr in zip(gs or [], st) for a, side in zip(lr, _sides(g)) if side]
-      bases = iter(in_turn(calls))     # one decomposition at a time (in_turn)
-      return [[tuple(next(bases) if side else jnp.ones_like(a)
-                     for a, side in zip(lr, _sides(g)))
-               for g, lr in zip(gs or [], st)] for gs, st in zip(blocks, all_stats)]
+    refresh = functools.partial(_sides_in_turn, blocks, decompose=lambda sides: eigenbasis,
+                                skip=jnp.ones_like)
 
     old = treedef.flatten_up_to(state.basis)
     basis = _when(_refresh_now(step, state.count, k), refresh, old, new_stats)
