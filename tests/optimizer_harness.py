@@ -133,6 +133,23 @@ def primitives(jaxpr, inside_cond=False, out=None):
   return out
 
 
+def pack_update(name, case, params, grad_fn, *, step, steps=STEPS, **extra):
+  """One update of a pack of two copies of one point (values and parameters stacked, the
+  state with a per-lane count), as (fn, args) twice: with the pack's shared `step` (an
+  unbatched extra argument, as the train step passes it), then with none (each lane's
+  own count). fn(*args) is the update's direction; `extra`: more extra arguments."""
+  make, values = optimizers.factory(name, case, train_steps=steps)
+  values = {k: np.stack([v, v]) for k, v in values.items()}
+  p0 = jax.tree.map(lambda x: jnp.stack([x, x]), params)
+  state = jax.vmap(lambda v, p: make(v).init(p))(values, p0)
+
+  def one(values, p, state, step=None):
+    kw = extra if step is None else {**extra, "step": step}
+    return make(values).update(grad_fn(p), state, p, **kw)[0]
+  return ((jax.vmap(one, in_axes=(0, 0, 0, None)), (values, p0, state, step)),
+          (jax.vmap(one), (values, p0, state)))
+
+
 def unordered_lapack_calls(compiled_hlo: str) -> list[tuple[str, str]]:
   """Pairs of LAPACK custom calls in one computation of a compiled program with no data
   path between them (XLA may run such a pair at once: bench.preconditioners.in_turn)."""

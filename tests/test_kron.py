@@ -11,8 +11,9 @@ import pytest
 
 from bench import kron, optimizers
 from optimizer_harness import (PARAMS, check_bad_value, check_choi_levels,
-                               check_pack_equals_solo, check_trained, grads, primitives,
-                               second_point, train_all, unordered_lapack_calls)
+                               check_pack_equals_solo, check_trained, grads, pack_update,
+                               primitives, second_point, train_all,
+                               unordered_lapack_calls)
 
 H = {"learning_rate": 3e-2, "beta1": 0.8, "weight_decay": 0.01, "preconditioner_lr": 0.2,
      "preconditioner_init_scale": 0.7}
@@ -180,19 +181,12 @@ def test_a_pack_of_two_equals_two_solo_runs():
 def test_under_vmap_the_shared_step_keeps_the_fit_in_a_cond():
   """A per-lane count turns the fit's cond into a select (the fit every step); the
   shared `step` keeps a cond whose branch holds every triangular solve."""
-  make, values = optimizers.factory("kron", H, train_steps=10)
-  values = {k: np.stack([v, v]) for k, v in values.items()}
-  p0 = {k: jnp.stack([v, v]) for k, v in SMALL.items()}
-  state = jax.vmap(lambda v, p: make(v).init(p))(values, p0)   # a per-lane count
-
-  def one(values, p, state, step=None):
-    extra = {} if step is None else {"step": step}
-    return make(values).update(grads(p), state, p, **extra)[0]
-  shared = primitives(jax.make_jaxpr(jax.vmap(one, in_axes=(0, 0, 0, None)))(
-      values, p0, state, 3).jaxpr)
+  (shared, args), (per_lane, lane_args) = pack_update("kron", H, SMALL, grads, step=3,
+                                                      steps=10)
+  shared = primitives(jax.make_jaxpr(shared)(*args).jaxpr)
   solves = [inside for prim, inside in shared if prim == "triangular_solve"]
   assert solves and all(solves), shared
-  per_lane = primitives(jax.make_jaxpr(jax.vmap(one))(values, p0, state).jaxpr)
+  per_lane = primitives(jax.make_jaxpr(per_lane)(*lane_args).jaxpr)
   solves = [inside for prim, inside in per_lane if prim == "triangular_solve"]
   assert solves and not any(solves)
 
@@ -200,13 +194,8 @@ def test_under_vmap_the_shared_step_keeps_the_fit_in_a_cond():
 def test_a_packs_fits_run_their_triangular_solves_one_at_a_time():
   """The leaves' fits in the compiled packed step are ordered by data (in_turn): a pack
   of 4 Kron lanes, whose solves are batched over lanes, hung jaxlib 0.10's CPU runtime."""
-  make, values = optimizers.factory("kron", H, train_steps=10)
-  values = {k: np.stack([v, v]) for k, v in values.items()}
-  p0 = {k: jnp.stack([v, v]) for k, v in SMALL.items()}
-  state = jax.vmap(lambda v, p: make(v).init(p))(values, p0)
-  one = lambda values, p, state, step: make(values).update(grads(p), state, p, step=step)[0]
-  compiled = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None))).lower(
-      values, p0, state, 3).compile().as_text()
+  (shared, args), _ = pack_update("kron", H, SMALL, grads, step=3, steps=10)
+  compiled = jax.jit(shared).lower(*args).compile().as_text()
   assert compiled.count("lapack_strsm") > 2
   assert unordered_lapack_calls(compiled) == []
 

@@ -20,7 +20,8 @@ from bench import optimizer_rules, optimizers
 from conftest import ROOT
 from optimizer_harness import (CENTRE, CURV, PARAMS, STEPS, check_bad_value,
                                check_choi_levels, check_pack_equals_solo, check_registered,
-                               check_trained, close, primitives, second_point, train_all)
+                               check_trained, close, pack_update, primitives, second_point,
+                               train_all)
 from protocols import presets
 
 LOSS = presets.LOSS_OPTIMIZERS + presets.MORE_LOSS_OPTIMIZERS
@@ -125,20 +126,12 @@ def test_under_vmap_the_shared_step_keeps_sophias_hessian_in_a_cond():
   """optax's Sophia refreshes on its own count, which a pack's vmap batches into a select
   (the Hessian product every step); counted by the shared `step` (count_from_step), the
   refresh stays a cond whose branch holds every Rademacher draw; without it, a select."""
-  h = CASES["sophia"]
-  make, values = optimizers.factory("sophia", h, train_steps=STEPS)
-  values = {k: np.stack([v, v]) for k, v in values.items()}
-  p0 = jax.tree.map(lambda x: jnp.stack([x, x]), PARAMS)
-  state = jax.vmap(lambda v, p: make(v).init(p))(values, p0)
-
-  def one(values, p, state, step=None):
-    extra = {} if step is None else {"step": step}
-    return make(values).update(jax.grad(loss)(p), state, p, obj_fn=loss, **extra)[0]
+  (shared, args), (per_lane, lane_args) = pack_update("sophia", CASES["sophia"], PARAMS,
+                                                      jax.grad(loss), step=3, obj_fn=loss)
   draws = lambda prims: [inside for prim, inside in prims if prim == "random_bits"]
-  shared = draws(primitives(jax.make_jaxpr(jax.vmap(one, in_axes=(0, 0, 0, None)))(
-      values, p0, state, 3).jaxpr))
+  shared = draws(primitives(jax.make_jaxpr(shared)(*args).jaxpr))
   assert shared and all(shared)
-  per_lane = draws(primitives(jax.make_jaxpr(jax.vmap(one))(values, p0, state).jaxpr))
+  per_lane = draws(primitives(jax.make_jaxpr(per_lane)(*lane_args).jaxpr))
   assert per_lane and not any(per_lane)
 
 

@@ -13,7 +13,8 @@ import pytest
 from bench import optimizers, preconditioners as pc
 from protocols import presets
 from optimizer_harness import (check_bad_value, check_choi_levels, check_pack_equals_solo,
-                               check_trained, primitives, train_all, unordered_lapack_calls)
+                               check_trained, pack_update, primitives, train_all,
+                               unordered_lapack_calls)
 
 STEPS = 7
 _rng = np.random.RandomState(3)
@@ -255,22 +256,13 @@ def test_a_pack_of_two_equals_two_solo_runs(name, shared_step):
 def test_under_vmap_the_shared_step_keeps_eigh_in_a_cond(name):
   """A per-lane counter turns the refresh's cond into a select (eigh every step); the
   shared `step` extra argument keeps a cond whose branch holds every eigh."""
-  make, va = optimizers.factory(name, CASES[name], train_steps=STEPS)
-  values = {k: np.stack([v, v]) for k, v in va.items()}
-  p0 = {k: jnp.asarray(np.stack([v, v]), jnp.float32) for k, v in PARAMS.items()}
-
-  state = jax.vmap(lambda v, p: make(v).init(p))(values, p0)  # a per-lane count
-
-  def one(values, p, state, step=None):
-    extra = {} if step is None else {"step": step}
-    return make(values).update(grads_jax(p), state, p, **extra)[0]
-
-  shared = jax.make_jaxpr(jax.vmap(one, in_axes=(0, 0, 0, None)))(values, p0, state,
-                                                                   jnp.int32(0))
+  (shared, args), (per_lane, lane_args) = pack_update(name, CASES[name], PARAMS, grads_jax,
+                                                      step=jnp.int32(0), steps=STEPS)
+  shared = jax.make_jaxpr(shared)(*args)
   prims = primitives(shared.jaxpr)
   eighs = [inside for prim, inside in prims if prim == "eigh"]
   assert eighs and all(eighs), prims
-  per_lane = jax.make_jaxpr(jax.vmap(one))(values, p0, state)
+  per_lane = jax.make_jaxpr(per_lane)(*lane_args)
   prims = primitives(per_lane.jaxpr)
   assert [p for p, inside in prims if p == "eigh"] and not any(
       inside for p, inside in prims if p == "eigh")
@@ -281,14 +273,9 @@ def test_a_packs_eigendecompositions_run_one_at_a_time(name):
   """The compiled packed step orders its refresh's batched eighs by data (in_turn): two
   at once hung jaxlib 0.10's CPU runtime (Shampoo on the byte-level LM). Without
   in_turn, this program has independent pairs."""
-  make, va = optimizers.factory(name, CASES[name], train_steps=STEPS)
-  values = {k: np.stack([v, v]) for k, v in va.items()}
-  p0 = {k: jnp.asarray(np.stack([v, v]), jnp.float32) for k, v in PARAMS.items()}
-  state = jax.vmap(lambda v, p: make(v).init(p))(values, p0)
-  one = lambda values, p, state, step: make(values).update(grads_jax(p), state, p,
-                                                            step=step)[0]
-  compiled = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None))).lower(
-      values, p0, state, jnp.int32(0)).compile().as_text()
+  (shared, args), _ = pack_update(name, CASES[name], PARAMS, grads_jax, step=jnp.int32(0),
+                                  steps=STEPS)
+  compiled = jax.jit(shared).lower(*args).compile().as_text()
   assert compiled.count("lapack_ssyevd") > 2
   assert unordered_lapack_calls(compiled) == []
 
